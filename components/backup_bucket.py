@@ -1,0 +1,185 @@
+"""BackupBucket: where a server's backups go, and the policy that governs them."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+from ._passwords import generated_password
+
+from .platform import JobSpec, Platform, StorageRef
+
+#: Where the repository is mounted in the server and backup containers.
+REPOSITORY_PATH = "/var/lib/pgfleet/backups"
+#: The command in the backup image that runs one backup kind (see images/ and issue #6).
+BACKUP_COMMAND = "pgfleet-backup"
+
+
+@dataclass
+class BackupBucketArgs:
+    platform: Platform
+    target: Literal["filesystem", "s3"] = "filesystem"
+    size: str = "20Gi"
+    """Size of the filesystem repository volume."""
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_prefix: str = "pgfleet"
+    s3_access_key: pulumi.Input[str] | None = None
+    s3_secret_key: pulumi.Input[str] | None = None
+    dump_schedule: str = "0 0 * * *"
+    """Per-database logical dumps: daily at 00:00 UTC."""
+    base_backup_schedule: str = "0 1 * * 0"
+    """Physical base backups: weekly; WAL archiving fills the time between them."""
+    retention_days: int = 30
+    encryption: bool = True
+    """A generated 48-character passphrase encrypts every backup (AES-256)."""
+    wal_archiving: bool = True
+    archive_timeout_s: int = 60
+    """Forces a WAL segment switch at least this often, bounding the data-loss window (RPO)."""
+    protect: bool | None = None
+    """Keep the repository when the stack is destroyed; the platform's default when None."""
+
+
+@dataclass(frozen=True)
+class BackupWiring:
+    """What a server needs to archive into the bucket and to schedule its backups."""
+
+    settings: Mapping[str, str]
+    env: Mapping[str, str]
+    secret_env: Mapping[str, pulumi.Input[str]]
+    mounts: Sequence[tuple[StorageRef, str]] = field(default_factory=tuple)
+
+
+class BackupBucket(pulumi.ComponentResource):
+    """A backup repository (a platform volume or an S3 bucket) with its retention and encryption.
+
+    Servers take it as `SharedServerArgs.backup`: it gives them their WAL-archiving settings
+    (`wiring`) and their scheduled jobs (`jobs`). Outputs: `repository` (where backups go),
+    `retention_days`, and `passphrase` (secret) when encryption is on.
+    """
+
+    repository: pulumi.Output[str]
+    retention_days: int
+    passphrase: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: BackupBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pgfleet:backup:BackupBucket", name, None, opts)
+        self.args = args
+        child = pulumi.ResourceOptions(parent=self)
+        protect = args.platform.protect if args.protect is None else args.protect
+        self.storage: StorageRef | None = None
+        if args.target == "filesystem":
+            self.storage = args.platform.storage(f"{name}-repository", args.size, protect, child)
+            self.repository = pulumi.Output.concat("volume:", self.storage.claim)
+        else:
+            self.repository = pulumi.Output.from_input(f"s3://{args.s3_bucket}/{args.s3_prefix}")
+        self.passphrase = None
+        if args.encryption:
+            self.passphrase = generated_password(f"{name}-passphrase", self, length=48)
+        self.retention_days = args.retention_days
+        self.register_outputs({
+            "repository": self.repository,
+            "retention_days": self.retention_days,
+            "passphrase": self.passphrase,
+        })
+
+    def _repository_env(self) -> dict[str, str]:
+        a = self.args
+        env = {
+            "PGBACKREST_REPO1_RETENTION_FULL_TYPE": "time",
+            "PGBACKREST_REPO1_RETENTION_FULL": str(a.retention_days),
+            "PGFLEET_RETENTION_DAYS": str(a.retention_days),
+            "PGFLEET_REPOSITORY": REPOSITORY_PATH,
+        }
+        if a.target == "filesystem":
+            env |= {"PGBACKREST_REPO1_TYPE": "posix", "PGBACKREST_REPO1_PATH": f"{REPOSITORY_PATH}/pgbackrest"}
+        else:
+            env |= {
+                "PGBACKREST_REPO1_TYPE": "s3",
+                "PGBACKREST_REPO1_PATH": f"/{a.s3_prefix}",
+                "PGBACKREST_REPO1_S3_ENDPOINT": a.s3_endpoint or "",
+                "PGBACKREST_REPO1_S3_BUCKET": a.s3_bucket or "",
+                "PGBACKREST_REPO1_S3_REGION": a.s3_region,
+                "PGBACKREST_REPO1_S3_URI_STYLE": "path",
+            }
+        if a.encryption:
+            env["PGBACKREST_REPO1_CIPHER_TYPE"] = "aes-256-cbc"
+        return env
+
+    def _secret_env(self) -> dict[str, pulumi.Input[str]]:
+        secrets: dict[str, pulumi.Input[str]] = {}
+        if self.passphrase is not None:
+            secrets["PGBACKREST_REPO1_CIPHER_PASS"] = self.passphrase
+            secrets["PGFLEET_DUMP_PASSPHRASE"] = self.passphrase
+        if self.args.target == "s3":
+            for key, value in (
+                ("PGBACKREST_REPO1_S3_KEY", self.args.s3_access_key),
+                ("PGBACKREST_REPO1_S3_KEY_SECRET", self.args.s3_secret_key),
+            ):
+                if value is not None:
+                    secrets[key] = value
+        return secrets
+
+    def wiring(self, stanza: str) -> BackupWiring:
+        """Server settings and environment that archive `stanza`'s WAL into this bucket."""
+        settings: dict[str, str] = {}
+        if self.args.wal_archiving:
+            settings = {
+                "wal_level": "replica",
+                "archive_mode": "on",
+                "archive_command": f"pgbackrest --stanza={stanza} archive-push %p",
+                "archive_timeout": str(self.args.archive_timeout_s),
+            }
+        mounts = ((self.storage, REPOSITORY_PATH),) if self.storage else ()
+        env = {**self._repository_env(), "PGBACKREST_STANZA": stanza}
+        return BackupWiring(settings=settings, env=env, secret_env=self._secret_env(), mounts=mounts)
+
+    def jobs(
+        self,
+        name: str,
+        server: str,
+        image: str,
+        host: pulumi.Input[str],
+        admin_username: str,
+        admin_password: pulumi.Input[str],
+        databases: Sequence[str],
+    ) -> list[JobSpec]:
+        """The scheduled backups of one server: base backups (PITR) and per-database dumps."""
+        wiring = self.wiring(server)
+        env = {
+            **wiring.env,
+            "PGHOST": host,
+            "PGPORT": "5432",
+            "PGUSER": admin_username,
+            "PGFLEET_SERVER": server,
+            "PGFLEET_DATABASES": " ".join(databases),
+        }
+        secret_env = {**wiring.secret_env, "PGPASSWORD": admin_password}
+        specs = [
+            JobSpec(
+                name=f"{name}-dump",
+                server=server,
+                image=image,
+                schedule=self.args.dump_schedule,
+                command=[BACKUP_COMMAND, "dump"],
+                env=env,
+                secret_env=secret_env,
+                mounts=wiring.mounts,
+            )
+        ]
+        if self.args.wal_archiving:
+            specs.append(
+                JobSpec(
+                    name=f"{name}-base",
+                    server=server,
+                    image=image,
+                    schedule=self.args.base_backup_schedule,
+                    command=[BACKUP_COMMAND, "base"],
+                    env=env,
+                    secret_env=secret_env,
+                    mounts=wiring.mounts,
+                )
+            )
+        return specs

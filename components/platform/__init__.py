@@ -1,0 +1,23 @@
+"""The platform seam: `Platform` and the specs components hand to it.
+
+`DockerPlatform` and `KubernetesPlatform` live in their own modules so that importing the seam
+does not import either provider SDK; import the one you need.
+"""
+from .base import (
+    ADMIN_LABEL,
+    SERVER_LABEL,
+    DataVolume,
+    HealthCheck,
+    JobSpec,
+    Platform,
+    PortSpec,
+    ProcessSpec,
+    RunningProcess,
+    StorageRef,
+    dns_name,
+)
+
+__all__ = [
+    "ADMIN_LABEL", "SERVER_LABEL", "DataVolume", "HealthCheck", "JobSpec", "Platform", "PortSpec",
+    "ProcessSpec", "RunningProcess", "StorageRef", "dns_name",
+]

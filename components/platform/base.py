@@ -1,0 +1,154 @@
+"""The seam between components and where processes run.
+
+Components describe *what* runs (`ProcessSpec`, `JobSpec`) and get back where it can be
+reached (`RunningProcess`). Docker and Kubernetes implement `Platform`; no component imports
+pulumi_docker or pulumi_kubernetes.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import pulumi
+
+ProcessRole = Literal["postgres", "replica", "pooler", "exporter", "redis", "vault"]
+#: Label every object carries, so a NetworkPolicy can admit a server's own helpers.
+SERVER_LABEL = "pgfleet.io/server"
+#: Label of pods (an operator's Pulumi runner, a migration job) admitted to every database port.
+ADMIN_LABEL = "pgfleet.io/admin"
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """A port a process listens on."""
+
+    name: str
+    port: int
+    host_port: int | None = None
+    """Published on the dev bind address (127.0.0.1); unpublished when None. Unused on Kubernetes."""
+    restricted: bool = True
+    """Only the process's clients may reach it (database ports); False for e.g. metrics."""
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A command that exits 0 once the process serves."""
+
+    command: Sequence[str]
+    interval_s: int = 5
+    timeout_s: int = 5
+    retries: int = 12
+    start_period_s: int = 10
+
+
+@dataclass(frozen=True)
+class DataVolume:
+    """Persistent data: a named volume on Docker, a PVC template on Kubernetes."""
+
+    mount_path: str
+    size: str
+    retain: bool
+    """Keep (and protect) the data when the process is deleted."""
+
+
+@dataclass(frozen=True)
+class StorageRef:
+    """Storage created by `Platform.storage`, mountable into processes and jobs."""
+
+    name: str
+    claim: pulumi.Output[str]
+    resource: pulumi.Resource
+
+
+@dataclass
+class ProcessSpec:
+    """A long-running process: one container (or pod per instance)."""
+
+    name: str
+    """Unique in the stack and DNS-safe; also the host name other processes use."""
+    role: ProcessRole
+    server: str
+    """The server it belongs to (labels, NetworkPolicy peers)."""
+    image: str
+    ports: Sequence[PortSpec]
+    args: Sequence[pulumi.Input[str]] = ()
+    command: Sequence[str] | None = None
+    """Replaces the image's entrypoint when set."""
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Kept in a platform secret on Kubernetes; marked secret in Pulumi state everywhere."""
+    files: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Absolute path -> content, treated as secret (configs that embed passwords)."""
+    data: DataVolume | None = None
+    mounts: Sequence[tuple[StorageRef, str]] = ()
+    health: HealthCheck | None = None
+    clients: Sequence[Mapping[str, str]] = ()
+    """Pod label selectors of the services allowed to reach the restricted ports."""
+    instances: int = 1
+    user: str | None = None
+    cpu: str | None = None
+    memory: str | None = None
+
+
+@dataclass
+class JobSpec:
+    """A scheduled command (backups): a CronJob, or a cron container on Docker."""
+
+    name: str
+    server: str
+    image: str
+    schedule: str
+    command: Sequence[pulumi.Input[str]]
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    mounts: Sequence[tuple[StorageRef, str]] = ()
+
+
+@dataclass
+class RunningProcess:
+    """Where a process can be reached, once its platform reports it healthy."""
+
+    name: str
+    host: pulumi.Output[str]
+    """Name on the platform network (container name, Service DNS name)."""
+    ports: Mapping[str, int]
+    admin_host: pulumi.Output[str] | None
+    """Address the Pulumi program dials; resolves only after the process is healthy."""
+    admin_ports: Mapping[str, int]
+    resources: Sequence[pulumi.Resource]
+
+
+class Platform(Protocol):
+    """How processes, jobs, storage and secrets are created on one kind of platform."""
+
+    kind: str
+    protect: bool
+
+    def run(self, spec: ProcessSpec, opts: pulumi.ResourceOptions) -> RunningProcess: ...
+
+    def schedule(self, job: JobSpec, opts: pulumi.ResourceOptions) -> pulumi.Resource: ...
+
+    def storage(self, name: str, size: str, retain: bool, opts: pulumi.ResourceOptions) -> StorageRef: ...
+
+    def store_secret(
+        self, name: str, data: Mapping[str, pulumi.Input[str]], opts: pulumi.ResourceOptions
+    ) -> pulumi.Output[str] | None:
+        """Put values where a service's pods can mount them; returns a reference, or None
+        where the platform has no secret store (Docker: the stack exports them as secrets)."""
+        ...
+
+
+def dns_name(name: str) -> str:
+    """A config name as a DNS label (container, Service and host names): '_' becomes '-'."""
+    return name.replace("_", "-")
+
+
+def labels(spec_name: str, role: str, server: str) -> dict[str, str]:
+    """The labels every platform object of a process carries."""
+    return {
+        "app.kubernetes.io/name": role,
+        "app.kubernetes.io/instance": spec_name,
+        "app.kubernetes.io/part-of": "pgfleet",
+        SERVER_LABEL: server,
+    }

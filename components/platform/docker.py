@@ -1,0 +1,167 @@
+"""Docker implementation of the platform seam: containers on one private bridge network."""
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from .base import JobSpec, ProcessSpec, RunningProcess, StorageRef, labels
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    network: str = "pgfleet"
+    bind_address: str = "127.0.0.1"
+    """Every published port binds here; never 0.0.0.0 (a policy test holds this)."""
+    protect: bool = False
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def _env_list(env: Mapping[str, pulumi.Input[str]]) -> list[pulumi.Output[str]]:
+    return [pulumi.Output.concat(key, "=", value) for key, value in sorted(env.items())]
+
+
+def _docker_labels(values: Mapping[str, str]) -> list[docker.ContainerLabelArgs]:
+    return [docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(values.items())]
+
+
+class DockerPlatform:
+    """Runs processes as containers with named volumes, health checks and loopback-only ports."""
+
+    kind = "docker"
+
+    def __init__(self, name: str, settings: DockerSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+        self.settings = settings
+        self.protect = settings.protect
+        self.network = docker.Network(
+            f"{name}-network",
+            name=settings.network,
+            driver="bridge",
+            labels=[docker.NetworkLabelArgs(label="app.kubernetes.io/part-of", value="pgfleet")],
+            opts=opts,
+        )
+
+    def _volume(self, name: str, retain: bool, opts: pulumi.ResourceOptions) -> docker.Volume:
+        return docker.Volume(
+            name,
+            name=name,
+            labels=[docker.VolumeLabelArgs(label="app.kubernetes.io/part-of", value="pgfleet")],
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=retain, retain_on_delete=retain)),
+        )
+
+    def _container(
+        self,
+        name: str,
+        spec: ProcessSpec,
+        volumes: Sequence[docker.ContainerVolumeArgs],
+        opts: pulumi.ResourceOptions,
+        publish: bool,
+    ) -> docker.Container:
+        env = {**spec.env, **{k: pulumi.Output.secret(v) for k, v in spec.secret_env.items()}}
+        health = spec.health
+        return docker.Container(
+            name,
+            name=name,
+            image=spec.image,
+            entrypoints=list(spec.command) if spec.command else None,
+            command=list(spec.args) or None,
+            envs=_env_list(env) or None,
+            user=spec.user,
+            hostname=name,
+            restart="unless-stopped",
+            must_run=True,
+            labels=_docker_labels({**labels(spec.name, spec.role, spec.server), **self.settings.extra_labels}),
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=sorted({name, spec.name}))
+            ],
+            ports=[
+                docker.ContainerPortArgs(internal=p.port, external=p.host_port, ip=self.settings.bind_address)
+                for p in spec.ports
+                if publish and p.host_port is not None
+            ],
+            volumes=list(volumes) or None,
+            uploads=[
+                docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(content))
+                for path, content in sorted(spec.files.items())
+            ]
+            or None,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", *health.command],
+                interval=f"{health.interval_s}s",
+                timeout=f"{health.timeout_s}s",
+                retries=health.retries,
+                start_period=f"{health.start_period_s}s",
+            )
+            if health
+            else None,
+            # Wait for "healthy" so nothing downstream connects early (pulumi/pulumi#3166).
+            wait=health is not None,
+            wait_timeout=health.start_period_s + health.interval_s * health.retries + 60 if health else None,
+            opts=opts,
+        )
+
+    def run(self, spec: ProcessSpec, opts: pulumi.ResourceOptions) -> RunningProcess:
+        containers: list[docker.Container] = []
+        for index in range(spec.instances):
+            name = spec.name if spec.instances == 1 else f"{spec.name}-{index}"
+            volumes = [docker.ContainerVolumeArgs(volume_name=ref.claim, container_path=path) for ref, path in spec.mounts]
+            if spec.data is not None:
+                volume = self._volume(f"{name}-data", spec.data.retain, opts)
+                volumes.insert(0, docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec.data.mount_path))
+            # Only the first instance publishes host ports: two cannot bind the same one.
+            containers.append(self._container(name, spec, volumes, opts, publish=index == 0))
+        first = containers[0]
+        published = {p.name: p.host_port for p in spec.ports if p.host_port is not None}
+        return RunningProcess(
+            name=spec.name,
+            # Every instance carries the spec name as a network alias: one name for all replicas.
+            host=first.name.apply(lambda _: spec.name),
+            ports={p.name: p.port for p in spec.ports},
+            admin_host=first.id.apply(lambda _: self.settings.bind_address) if published else None,
+            admin_ports=published,
+            resources=containers,
+        )
+
+    def schedule(self, job: JobSpec, opts: pulumi.ResourceOptions) -> pulumi.Resource:
+        # Docker has no scheduler: a small container runs cron with one line. Env is written
+        # to a file cron's job sources, because cron starts jobs with an empty environment.
+        env = {**job.env, **{k: pulumi.Output.secret(v) for k, v in job.secret_env.items()}}
+        env_file = pulumi.Output.all(*[
+            pulumi.Output.concat("export ", k, "=", pulumi.Output.from_input(v).apply(shlex.quote))
+            for k, v in sorted(env.items())
+        ])
+        command = pulumi.Output.all(*job.command).apply(lambda parts: shlex.join(parts))
+        crontab = command.apply(
+            lambda cmd: f"{job.schedule} root . /etc/pgfleet/job.env && {cmd} >> /proc/1/fd/1 2>&1\n"
+        )
+        return docker.Container(
+            job.name,
+            name=job.name,
+            image=job.image,
+            entrypoints=["cron", "-f"],
+            restart="unless-stopped",
+            must_run=True,
+            labels=_docker_labels({**labels(job.name, "backup", job.server), **self.settings.extra_labels}),
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.network.name)],
+            volumes=[docker.ContainerVolumeArgs(volume_name=ref.claim, container_path=path) for ref, path in job.mounts]
+            or None,
+            uploads=[
+                docker.ContainerUploadArgs(file="/etc/cron.d/pgfleet", content=crontab),
+                docker.ContainerUploadArgs(
+                    file="/etc/pgfleet/job.env", content=pulumi.Output.secret(env_file.apply("\n".join))
+                ),
+            ],
+            opts=opts,
+        )
+
+    def storage(self, name: str, size: str, retain: bool, opts: pulumi.ResourceOptions) -> StorageRef:
+        volume = self._volume(name, retain, opts)
+        return StorageRef(name=name, claim=volume.name, resource=volume)
+
+    def store_secret(
+        self, name: str, data: Mapping[str, pulumi.Input[str]], opts: pulumi.ResourceOptions
+    ) -> pulumi.Output[str] | None:
+        return None

@@ -1,0 +1,280 @@
+"""Kubernetes implementation of the platform seam: StatefulSets behind headless Services."""
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .base import ADMIN_LABEL, SERVER_LABEL, JobSpec, ProcessSpec, RunningProcess, StorageRef, labels
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    namespace: str = "databases"
+    create_namespace: bool = True
+    services_namespace: str | None = None
+    """Where the service pods live; the NetworkPolicies admit them from there."""
+    storage_class: str | None = None
+    admin_endpoints: Mapping[str, str] = field(default_factory=dict)
+    """Process name -> 'host:port' the Pulumi program dials instead (a port-forward, a
+    LoadBalancer); the in-cluster Service name by default, for a runner inside the cluster."""
+    protect: bool = True
+
+
+def _file_key(path: str) -> str:
+    return path.strip("/").replace("/", "__")
+
+
+def _probe(spec: ProcessSpec) -> dict[str, Any] | None:
+    if spec.health is None:
+        return None
+    h = spec.health
+    return {
+        "exec_": {"command": list(h.command)},
+        "period_seconds": h.interval_s,
+        "timeout_seconds": h.timeout_s,
+        "failure_threshold": h.retries,
+        "initial_delay_seconds": h.start_period_s,
+    }
+
+
+class KubernetesPlatform:
+    """Runs processes as StatefulSets with PVC templates, probes, PDBs and NetworkPolicies."""
+
+    kind = "kubernetes"
+
+    def __init__(
+        self, name: str, settings: KubernetesSettings, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        self.settings = settings
+        self.protect = settings.protect
+        self.namespace: pulumi.Output[str]
+        if settings.create_namespace:
+            ns = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata={"name": settings.namespace, "labels": {"app.kubernetes.io/part-of": "pgfleet"}},
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=settings.protect)),
+            )
+            self.namespace = ns.metadata.name
+        else:
+            self.namespace = pulumi.Output.from_input(settings.namespace)
+
+    def _meta(self, name: str, extra: Mapping[str, str]) -> dict[str, Any]:
+        return {"name": name, "namespace": self.namespace, "labels": dict(extra)}
+
+    def _secret(self, name: str, data: Mapping[str, pulumi.Input[str]], meta_labels: Mapping[str, str],
+                opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+        return k8s.core.v1.Secret(
+            name,
+            metadata=self._meta(name, meta_labels),
+            type="Opaque",
+            string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
+            opts=opts,
+        )
+
+    def _network_policy(self, spec: ProcessSpec, selector: Mapping[str, str], opts: pulumi.ResourceOptions) -> None:
+        restricted = [{"port": p.port, "protocol": "TCP"} for p in spec.ports if p.restricted]
+        open_ports = [{"port": p.port, "protocol": "TCP"} for p in spec.ports if not p.restricted]
+        peers: list[dict[str, Any]] = [
+            {"pod_selector": {"match_labels": {SERVER_LABEL: spec.server}}},
+            {"pod_selector": {"match_labels": {ADMIN_LABEL: "true"}}},
+        ]
+        for client in spec.clients:
+            peer: dict[str, Any] = {"pod_selector": {"match_labels": dict(client)}}
+            if self.settings.services_namespace:
+                peer["namespace_selector"] = {
+                    "match_labels": {"kubernetes.io/metadata.name": self.settings.services_namespace}
+                }
+            peers.append(peer)
+        ingress: list[dict[str, Any]] = []
+        if restricted:
+            ingress.append({"from_": peers, "ports": restricted})
+        if open_ports:
+            ingress.append({"ports": open_ports})
+        k8s.networking.v1.NetworkPolicy(
+            f"{spec.name}-netpol",
+            metadata=self._meta(spec.name, selector),
+            spec={"pod_selector": {"match_labels": dict(selector)}, "policy_types": ["Ingress"], "ingress": ingress},
+            opts=opts,
+        )
+
+    def run(self, spec: ProcessSpec, opts: pulumi.ResourceOptions) -> RunningProcess:
+        selector = labels(spec.name, spec.role, spec.server)
+        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(spec.env.items())]
+        volumes: list[dict[str, Any]] = []
+        mounts: list[dict[str, Any]] = []
+        if spec.secret_env or spec.files:
+            secret = self._secret(
+                f"{spec.name}-secret",
+                {**spec.secret_env, **{_file_key(p): c for p, c in spec.files.items()}},
+                selector,
+                opts,
+            )
+            env += [
+                {"name": k, "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": k}}}
+                for k in sorted(spec.secret_env)
+            ]
+            for index, path in enumerate(sorted(spec.files)):
+                volumes.append({
+                    "name": f"file-{index}",
+                    "secret": {"secret_name": secret.metadata.name, "items": [{"key": _file_key(path), "path": posixpath.basename(path)}]},
+                })
+                mounts.append({"name": f"file-{index}", "mount_path": path, "sub_path": posixpath.basename(path), "read_only": True})
+        for index, (ref, path) in enumerate(spec.mounts):
+            volumes.append({"name": f"storage-{index}", "persistent_volume_claim": {"claim_name": ref.claim}})
+            mounts.append({"name": f"storage-{index}", "mount_path": path})
+        claims = []
+        if spec.data is not None:
+            mounts.insert(0, {"name": "data", "mount_path": spec.data.mount_path})
+            claims.append({
+                "metadata": {"name": "data", "labels": selector},
+                "spec": {
+                    "access_modes": ["ReadWriteOnce"],
+                    "storage_class_name": self.settings.storage_class,
+                    "resources": {"requests": {"storage": spec.data.size}},
+                },
+            })
+        resources = {k: v for k, v in (("cpu", spec.cpu), ("memory", spec.memory)) if v}
+        container = {
+            "name": spec.role,
+            "image": spec.image,
+            "command": list(spec.command) if spec.command else None,
+            "args": list(spec.args) or None,
+            "env": env or None,
+            "ports": [{"name": p.name[:15], "container_port": p.port} for p in spec.ports],
+            "volume_mounts": mounts or None,
+            "readiness_probe": _probe(spec),
+            "liveness_probe": _probe(spec),
+            "resources": {"requests": resources, "limits": {"memory": spec.memory}} if resources else None,
+        }
+        service = k8s.core.v1.Service(
+            f"{spec.name}-service",
+            metadata=self._meta(spec.name, selector),
+            spec={
+                "cluster_ip": "None",  # headless: stable per-pod DNS names for the StatefulSet
+                "selector": selector,
+                "ports": [{"name": p.name[:15], "port": p.port, "target_port": p.port} for p in spec.ports],
+            },
+            opts=opts,
+        )
+        retain = spec.data is not None and spec.data.retain
+        statefulset = k8s.apps.v1.StatefulSet(
+            f"{spec.name}-statefulset",
+            metadata=self._meta(spec.name, selector),
+            spec={
+                "service_name": service.metadata.name,
+                "replicas": spec.instances,
+                "selector": {"match_labels": selector},
+                "template": {
+                    "metadata": {"labels": selector},
+                    "spec": {
+                        "containers": [container],
+                        "volumes": volumes or None,
+                        "security_context": {"fs_group": 999} if spec.data is not None else None,
+                        "termination_grace_period_seconds": 60,
+                    },
+                },
+                "volume_claim_templates": claims or None,
+                # Data outlives the StatefulSet: deleting or scaling it never deletes a PVC.
+                "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"}
+                if claims
+                else None,
+            },
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=retain)),
+        )
+        if spec.data is not None:
+            # A database pod is never evicted voluntarily below its instance count less one.
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{spec.name}-pdb",
+                metadata=self._meta(spec.name, selector),
+                spec={"selector": {"match_labels": selector}, "min_available": max(1, spec.instances - 1)},
+                opts=opts,
+            )
+        self._network_policy(spec, selector, opts)
+        dns = pulumi.Output.concat(service.metadata.name, ".", self.namespace, ".svc.cluster.local")
+        admin_ports = {p.name: p.port for p in spec.ports}
+        override = self.settings.admin_endpoints.get(spec.name)
+        if override:
+            host, _, port = override.rpartition(":")
+            admin_ports = {name: int(port) for name in admin_ports}
+        # Through the StatefulSet's status: the address resolves once its pods are ready.
+        admin_host = pulumi.Output.all(statefulset.status, dns).apply(lambda v: host if override else v[1])
+        return RunningProcess(
+            name=spec.name,
+            host=dns,
+            ports={p.name: p.port for p in spec.ports},
+            admin_host=admin_host,
+            admin_ports=admin_ports,
+            resources=[statefulset, service],
+        )
+
+    def schedule(self, job: JobSpec, opts: pulumi.ResourceOptions) -> pulumi.Resource:
+        job_labels = labels(job.name, "backup", job.server)
+        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(job.env.items())]
+        if job.secret_env:
+            secret = self._secret(f"{job.name}-secret", job.secret_env, job_labels, opts)
+            env += [
+                {"name": k, "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": k}}}
+                for k in sorted(job.secret_env)
+            ]
+        volumes = [
+            {"name": f"storage-{i}", "persistent_volume_claim": {"claim_name": ref.claim}}
+            for i, (ref, _) in enumerate(job.mounts)
+        ]
+        mounts = [{"name": f"storage-{i}", "mount_path": path} for i, (_, path) in enumerate(job.mounts)]
+        return k8s.batch.v1.CronJob(
+            f"{job.name}-cronjob",
+            metadata=self._meta(job.name, job_labels),
+            spec={
+                "schedule": job.schedule,
+                "time_zone": "Etc/UTC",
+                "concurrency_policy": "Forbid",
+                "successful_jobs_history_limit": 3,
+                "failed_jobs_history_limit": 3,
+                "job_template": {
+                    "spec": {
+                        "backoff_limit": 2,
+                        "template": {
+                            "metadata": {"labels": job_labels},
+                            "spec": {
+                                "restart_policy": "OnFailure",
+                                "containers": [{
+                                    "name": "backup",
+                                    "image": job.image,
+                                    "command": list(job.command),
+                                    "env": env or None,
+                                    "volume_mounts": mounts or None,
+                                }],
+                                "volumes": volumes or None,
+                            },
+                        },
+                    }
+                },
+            },
+            opts=opts,
+        )
+
+    def storage(self, name: str, size: str, retain: bool, opts: pulumi.ResourceOptions) -> StorageRef:
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            name,
+            metadata=self._meta(name, {"app.kubernetes.io/part-of": "pgfleet"}),
+            spec={
+                "access_modes": ["ReadWriteOnce"],
+                "storage_class_name": self.settings.storage_class,
+                "resources": {"requests": {"storage": size}},
+            },
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(protect=retain, retain_on_delete=retain)
+            ),
+        )
+        return StorageRef(name=name, claim=claim.metadata.name, resource=claim)
+
+    def store_secret(
+        self, name: str, data: Mapping[str, pulumi.Input[str]], opts: pulumi.ResourceOptions
+    ) -> pulumi.Output[str] | None:
+        secret = self._secret(name, data, {"app.kubernetes.io/part-of": "pgfleet"}, opts)
+        return pulumi.Output.concat(self.namespace, "/", secret.metadata.name)

@@ -1,0 +1,339 @@
+"""SharedServer: one PostgreSQL server that hosts many isolated databases."""
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_postgresql as postgresql
+from ._passwords import generated_password
+
+from .backup_bucket import BackupBucket
+from .platform import DataVolume, HealthCheck, Platform, PortSpec, ProcessSpec, RunningProcess, dns_name
+
+POSTGRES_PORT = 5432
+PGDATA = "/var/lib/postgresql/data/pgdata"
+
+
+@dataclass
+class PoolerArgs:
+    """PgBouncer in front of the primary."""
+
+    image: str
+    host_port: int | None = None
+    pool_mode: str = "transaction"
+    default_pool_size: int = 20
+    max_client_conn: int = 200
+
+
+@dataclass
+class SharedServerArgs:
+    platform: Platform
+    image: str
+    """A PostgreSQL image that honours POSTGRES_USER / POSTGRES_PASSWORD / PGDATA like the official one."""
+    host_port: int | None = None
+    """Published on the dev bind address; the Pulumi program connects through it on Docker."""
+    storage: str = "10Gi"
+    replicas: int = 0
+    read_host_port: int | None = None
+    max_connections: int = 100
+    extensions: Sequence[str] = ("pg_stat_statements",)
+    """Preloaded libraries (shared_preload_libraries)."""
+    settings: Mapping[str, str] = field(default_factory=dict)
+    admin_username: str = "postgres"
+    admin_password: pulumi.Input[str] | None = None
+    """A generated 32-character password, kept secret in state, when None."""
+    clients: Sequence[Mapping[str, str]] = ()
+    """Pod selectors of the services whose databases live here (Kubernetes NetworkPolicy)."""
+    databases: Sequence[str] = ()
+    """The databases it will hold, for the per-database dumps."""
+    pooler: PoolerArgs | None = None
+    exporter_image: str | None = None
+    """Runs the Prometheus exporter (port 9187) as a least-privilege pg_monitor role when set."""
+    exporter_host_port: int | None = None
+    backup: BackupBucket | None = None
+    backup_image: str | None = None
+    cpu: str | None = None
+    memory: str | None = None
+    protect: bool | None = None
+    """Protect the data volume from deletion; the platform's default (on in prod) when None."""
+
+
+@dataclass(frozen=True)
+class ServerConnection:
+    """What a database needs from its server: created by `SharedServer` or `from_existing`."""
+
+    name: str
+    provider: postgresql.Provider
+    host: pulumi.Output[str]
+    port: int
+    read_host: pulumi.Output[str]
+    read_port: int
+    local_host: pulumi.Output[str] | None = None
+    local_port: int | None = None
+    local_read_port: int | None = None
+    pooler_host: pulumi.Output[str] | None = None
+    pooler_port: int | None = None
+
+
+def _settings_args(settings: Mapping[str, str]) -> list[str]:
+    args: list[str] = []
+    for key, value in settings.items():
+        args += ["-c", f"{key}={value}"]
+    return args
+
+
+def _pg_isready(user: str) -> HealthCheck:
+    # TCP, not the socket: the image's init-time server listens on the socket only, and a
+    # check that passes then would let the provider connect before the real server is up.
+    return HealthCheck(command=["pg_isready", "-h", "127.0.0.1", "-p", str(POSTGRES_PORT), "-U", user, "-d", "postgres"])
+
+
+def _replica_script(primary: str, settings: Sequence[str]) -> str:
+    # A replica clones the primary once (pg_basebackup -R writes standby.signal and the
+    # connection), then runs as a hot standby.
+    return "\n".join([
+        "set -eu",
+        'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
+        f"  until pg_isready -h {primary} -p {POSTGRES_PORT}; do sleep 1; done",
+        f'  pg_basebackup -h {primary} -p {POSTGRES_PORT} -U "$REPLICATION_USER" -D "$PGDATA" -R -X stream',
+        '  chmod 700 "$PGDATA"',
+        "fi",
+        f'exec postgres -D "$PGDATA" -c hot_standby=on {shlex.join(settings)}',
+    ])
+
+
+class SharedServer(pulumi.ComponentResource):
+    """A PostgreSQL primary with its data volume, health check, optional read replicas,
+    PgBouncer pooler, metrics exporter and scheduled backups.
+
+    `connection` is what `IsolatedDatabase` needs; its provider connects only after the
+    primary reports healthy. Outputs: `host`/`port` (write), `read_host`, `pooler_host`,
+    `admin_password` (secret).
+    """
+
+    connection: ServerConnection
+    host: pulumi.Output[str]
+    read_host: pulumi.Output[str]
+    admin_username: str
+    admin_password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SharedServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pgfleet:postgres:SharedServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        platform = args.platform
+        host = dns_name(name)
+        protect = platform.protect if args.protect is None else args.protect
+
+        self.admin_username = args.admin_username
+        if args.admin_password is None:
+            self.admin_password = generated_password(f"{name}-admin-password", self)
+        else:
+            self.admin_password = pulumi.Output.secret(args.admin_password)
+
+        settings = {
+            "listen_addresses": "*",
+            "max_connections": str(args.max_connections),
+            "password_encryption": "scram-sha-256",
+            "wal_level": "replica",
+            "max_wal_senders": str(max(10, args.replicas * 2 + 2)),
+            "wal_keep_size": "512MB",
+        }
+        if args.extensions:
+            settings["shared_preload_libraries"] = ",".join(args.extensions)
+        wiring = args.backup.wiring(host) if args.backup else None
+        if wiring:
+            settings |= wiring.settings
+        settings |= dict(args.settings)
+        postgres_args = _settings_args(settings)
+
+        primary = platform.run(
+            ProcessSpec(
+                name=host,
+                role="postgres",
+                server=host,
+                image=args.image,
+                ports=[PortSpec("postgres", POSTGRES_PORT, args.host_port)],
+                args=postgres_args,
+                env={"POSTGRES_USER": args.admin_username, "PGDATA": PGDATA, **(wiring.env if wiring else {})},
+                secret_env={"POSTGRES_PASSWORD": self.admin_password, **(wiring.secret_env if wiring else {})},
+                data=DataVolume("/var/lib/postgresql/data", args.storage, retain=protect),
+                mounts=wiring.mounts if wiring else (),
+                health=_pg_isready(args.admin_username),
+                clients=args.clients,
+                cpu=args.cpu,
+                memory=args.memory,
+            ),
+            child,
+        )
+        if primary.admin_host is None:
+            raise ValueError(
+                f"server {name!r}: the Pulumi program cannot reach it; on Docker give it a host port "
+                "(e.g. port: 5432), on Kubernetes set kubernetes.admin_host when running outside the cluster"
+            )
+        self.host = primary.host
+        self.provider = postgresql.Provider(
+            f"{name}-provider",
+            host=primary.admin_host,
+            port=primary.admin_ports["postgres"],
+            username=args.admin_username,
+            password=self.admin_password,
+            database="postgres",
+            sslmode="disable",
+            superuser=True,
+            connect_timeout=30,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(primary.resources)),
+        )
+        admin = pulumi.ResourceOptions(parent=self, provider=self.provider)
+
+        self.read_host = primary.host
+        read_port_local = args.host_port
+        if args.replicas > 0:
+            replica = self._replicas(name, args, admin, child, settings, protect)
+            self.read_host = replica.host
+            read_port_local = args.read_host_port
+        self.pooler_host: pulumi.Output[str] | None = None
+        if args.pooler:
+            self.pooler_host = self._pooler(name, args, primary, child).host
+        if args.exporter_image:
+            self._exporter(name, args, primary, admin, child)
+        if args.backup and args.backup_image:
+            for job in args.backup.jobs(
+                host, host, args.backup_image, primary.host, args.admin_username, self.admin_password, args.databases
+            ):
+                platform.schedule(job, pulumi.ResourceOptions(parent=self, depends_on=list(primary.resources)))
+
+        self.connection = ServerConnection(
+            name=name,
+            provider=self.provider,
+            host=self.host,
+            port=POSTGRES_PORT,
+            read_host=self.read_host,
+            read_port=POSTGRES_PORT,
+            local_host=primary.admin_host if platform.kind == "docker" else None,
+            local_port=args.host_port,
+            local_read_port=read_port_local,
+            pooler_host=self.pooler_host,
+            pooler_port=6432 if args.pooler else None,
+        )
+        self.register_outputs({
+            "host": self.host,
+            "read_host": self.read_host,
+            "pooler_host": self.pooler_host,
+            "admin_username": self.admin_username,
+            "admin_password": self.admin_password,
+        })
+
+    def _login_role(self, name: str, role: str, opts: pulumi.ResourceOptions,
+                    **extra: object) -> tuple[postgresql.Role, pulumi.Output[str]]:
+        """A LOGIN role for one of the server's own helpers, with a generated password."""
+        password = generated_password(f"{name}-{role}-password", self)
+        created = postgresql.Role(f"{name}-{role}", name=f"pgfleet_{role}", login=True, password=password, opts=opts, **extra)
+        return created, password
+
+    def _replicas(self, name: str, args: SharedServerArgs, admin: pulumi.ResourceOptions,
+                  child: pulumi.ResourceOptions, settings: Mapping[str, str], protect: bool) -> RunningProcess:
+        role, password = self._login_role(name, "replicator", admin, replication=True)
+        replica_settings = {k: v for k, v in settings.items() if not k.startswith("archive_")}
+        script = _replica_script(dns_name(name), _settings_args(replica_settings))
+        return args.platform.run(
+            ProcessSpec(
+                name=f"{dns_name(name)}-read",
+                role="replica",
+                server=dns_name(name),
+                image=args.image,
+                ports=[PortSpec("postgres", POSTGRES_PORT, args.read_host_port)],
+                command=["bash", "-c"],
+                args=[script],
+                user="postgres",
+                env={"PGDATA": PGDATA, "REPLICATION_USER": role.name},
+                secret_env={"PGPASSWORD": password},
+                data=DataVolume("/var/lib/postgresql/data", args.storage, retain=protect),
+                health=_pg_isready(args.admin_username),
+                clients=args.clients,
+                instances=args.replicas,
+                cpu=args.cpu,
+                memory=args.memory,
+            ),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role])),
+        )
+
+    def _pooler(self, name: str, args: SharedServerArgs, primary: RunningProcess,
+                child: pulumi.ResourceOptions) -> RunningProcess:
+        pooler = args.pooler
+        assert pooler is not None
+        # Clients authenticate with their own roles: PgBouncer looks their SCRAM secrets up
+        # through the admin (auth_user) instead of keeping a copy of every password.
+        ini = pulumi.Output.concat(
+            "[databases]\n* = host=", primary.host, f" port={POSTGRES_PORT}\n",
+            "[pgbouncer]\nlisten_addr = *\nlisten_port = 6432\n",
+            "auth_type = scram-sha-256\nauth_file = /etc/pgbouncer/userlist.txt\n",
+            f"auth_user = {args.admin_username}\n",
+            f"pool_mode = {pooler.pool_mode}\ndefault_pool_size = {pooler.default_pool_size}\n",
+            f"max_client_conn = {pooler.max_client_conn}\nignore_startup_parameters = extra_float_digits,options\n",
+        )
+        userlist = pulumi.Output.concat('"', args.admin_username, '" "', self.admin_password, '"\n')
+        return args.platform.run(
+            ProcessSpec(
+                name=f"{dns_name(name)}-pooler",
+                role="pooler",
+                server=dns_name(name),
+                image=pooler.image,
+                ports=[PortSpec("pgbouncer", 6432, pooler.host_port)],
+                files={"/etc/pgbouncer/pgbouncer.ini": ini, "/etc/pgbouncer/userlist.txt": userlist},
+                health=HealthCheck(command=["pg_isready", "-h", "127.0.0.1", "-p", "6432"]),
+                clients=args.clients,
+            ),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(primary.resources))),
+        )
+
+    def _exporter(self, name: str, args: SharedServerArgs, primary: RunningProcess,
+                  admin: pulumi.ResourceOptions, child: pulumi.ResourceOptions) -> RunningProcess:
+        role, password = self._login_role(name, "monitor", admin, roles=["pg_monitor"])
+        dsn = pulumi.Output.concat(
+            "postgresql://", role.name, ":", password, "@", primary.host, f":{POSTGRES_PORT}/postgres?sslmode=disable"
+        )
+        return args.platform.run(
+            ProcessSpec(
+                name=f"{dns_name(name)}-metrics",
+                role="exporter",
+                server=dns_name(name),
+                image=args.exporter_image or "",
+                ports=[PortSpec("metrics", 9187, args.exporter_host_port, restricted=False)],
+                secret_env={"DATA_SOURCE_NAME": dsn},
+            ),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role])),
+        )
+
+    @staticmethod
+    def from_existing(
+        name: str,
+        host: pulumi.Input[str],
+        admin_username: pulumi.Input[str],
+        admin_password: pulumi.Input[str],
+        port: int = POSTGRES_PORT,
+        read_host: pulumi.Input[str] | None = None,
+        sslmode: str = "require",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> ServerConnection:
+        """A server this stack does not run (a managed service, another stack's server)."""
+        provider = postgresql.Provider(
+            f"{name}-provider",
+            host=host,
+            port=port,
+            username=admin_username,
+            password=pulumi.Output.secret(admin_password),
+            sslmode=sslmode,
+            superuser=False,
+            opts=opts,
+        )
+        write = pulumi.Output.from_input(host)
+        return ServerConnection(
+            name=name,
+            provider=provider,
+            host=write,
+            port=port,
+            read_host=pulumi.Output.from_input(read_host) if read_host is not None else write,
+            read_port=port,
+        )

@@ -1,0 +1,28 @@
+"""Stacks: the stack config, and its composition on Docker (dev) or Kubernetes (prod)."""
+from __future__ import annotations
+
+import pulumi
+
+from .compose import Deployment, check_secrets
+from .config import ConfigError, StackConfig, parse_config, read_pulumi_config, read_secrets
+
+
+def run(namespace: str | None = None) -> Deployment:
+    """The whole program: read and check this stack's config, then build it on its platform.
+
+    Raises `ConfigError` before any resource is registered when the config is wrong.
+    """
+    config = parse_config(read_pulumi_config(namespace))
+    secrets = read_secrets(namespace)
+    check_secrets(config, secrets)
+    prefix = "pgfleet"  # stack-wide resources (network, Vault, backups) take this name
+    if config.platform == "docker":
+        from . import dev
+
+        return dev.deploy(prefix, config, secrets)
+    from . import prod
+
+    return prod.deploy(prefix, config, secrets)
+
+
+__all__ = ["ConfigError", "Deployment", "StackConfig", "parse_config", "run"]

@@ -1,0 +1,229 @@
+"""Composes the components from a checked `StackConfig` on any platform."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_random as random
+import pulumi_vault as vault
+
+from components import (
+    BackupBucket,
+    BackupBucketArgs,
+    IsolatedDatabase,
+    IsolatedDatabaseArgs,
+    PoolerArgs,
+    RedisCache,
+    RedisCacheArgs,
+    SharedServer,
+    SharedServerArgs,
+    VaultAppRole,
+    VaultAppRoleArgs,
+)
+from components.platform import HealthCheck, Platform, PortSpec, ProcessSpec
+
+from . import outputs
+from .config import ConfigError, Problem, ServerSettings, StackConfig
+from .config.types import duration_ms, duration_s
+
+VAULT_PORT = 8200
+
+
+@dataclass
+class Deployment:
+    """What a stack built, by name: for exports and for tests."""
+
+    servers: dict[str, SharedServer] = field(default_factory=dict)
+    databases: dict[str, IsolatedDatabase] = field(default_factory=dict)
+    approles: dict[str, VaultAppRole] = field(default_factory=dict)
+    backup: BackupBucket | None = None
+    redis: RedisCache | None = None
+    vault_address: pulumi.Output[str] | None = None
+    vault_root_token: pulumi.Output[str] | None = None
+
+
+def check_secrets(config: StackConfig, secrets: Mapping[str, object]) -> None:
+    """Secret keys the config needs, checked with the rest before any resource exists."""
+    problems = []
+    if config.vault.mode == "external" and "vaultToken" not in secrets:
+        problems.append(Problem("vaultToken", "required with vault.mode 'external': pulumi config set --secret vaultToken ..."))
+    if config.backup.enabled and config.backup.target.kind == "s3":
+        for key in ("backupS3AccessKey", "backupS3SecretKey"):
+            if key not in secrets:
+                problems.append(Problem(key, f"required with backup.target.kind 's3': pulumi config set --secret {key} ..."))
+    if config.platform == "docker":
+        for name, server, _ in config.resolved_servers():
+            if server.port is None:
+                problems.append(Problem(
+                    f"server {name!r} port",
+                    "required on docker: the program reaches the server through its 127.0.0.1 port",
+                ))
+    if problems:
+        raise ConfigError(problems)
+
+
+def _vault_provider(stack: str, config: StackConfig, platform: Platform,
+                    secrets: Mapping[str, pulumi.Output[str]], deployment: Deployment) -> vault.Provider:
+    if config.vault.mode == "external":
+        deployment.vault_address = pulumi.Output.from_input(config.vault.address or "")
+        return vault.Provider(f"{stack}-vault", address=config.vault.address, token=secrets["vaultToken"],
+                              skip_child_token=True)
+    token = pulumi.Output.secret(random.RandomPassword(f"{stack}-vault-root-token", length=32, special=False).result)
+    images = config.docker.images if config.platform == "docker" else config.kubernetes.images
+    server = platform.run(
+        ProcessSpec(
+            name=f"{stack}-vault",
+            role="vault",
+            server=f"{stack}-vault",
+            image=images.vault,
+            ports=[PortSpec("http", VAULT_PORT, config.vault.port)],
+            # The dev server keeps its data in memory: right for a laptop, never for prod.
+            env={"BAO_ADDR": f"http://127.0.0.1:{VAULT_PORT}", "VAULT_ADDR": f"http://127.0.0.1:{VAULT_PORT}"},
+            secret_env={"BAO_DEV_ROOT_TOKEN_ID": token, "VAULT_DEV_ROOT_TOKEN_ID": token},
+            health=HealthCheck(command=[config.vault.cli, "status"]),
+            clients=[s.pod_selector for s in config.services],
+        ),
+        pulumi.ResourceOptions(),
+    )
+    if server.admin_host is None:
+        raise ConfigError([Problem("vault.port", "the managed Vault needs a host port the program can reach")])
+    address = pulumi.Output.concat("http://", server.admin_host, ":", str(server.admin_ports["http"]))
+    deployment.vault_address = address
+    deployment.vault_root_token = token
+    return vault.Provider(f"{stack}-vault", address=address, token=token, skip_child_token=True,
+                          opts=pulumi.ResourceOptions(depends_on=list(server.resources)))
+
+
+def _server_args(config: StackConfig, platform: Platform, name: str, settings: ServerSettings,
+                 services: list, backup: BackupBucket | None) -> SharedServerArgs:
+    images = config.docker.images if config.platform == "docker" else config.kubernetes.images
+    return SharedServerArgs(
+        platform=platform,
+        image=images.postgres,
+        host_port=settings.port,
+        storage=settings.storage,
+        replicas=settings.replicas,
+        read_host_port=settings.read_port,
+        max_connections=settings.max_connections,
+        admin_username=settings.admin_user,
+        extensions=tuple(settings.extensions),
+        settings=dict(settings.settings),
+        clients=[s.pod_selector for s in services],
+        databases=[s.database_name for s in services],
+        pooler=PoolerArgs(
+            image=images.pgbouncer,
+            host_port=settings.pooler.port,
+            pool_mode=settings.pooler.pool_mode,
+            default_pool_size=settings.pooler.default_pool_size,
+            max_client_conn=settings.pooler.max_client_conn,
+        ) if settings.pooler.enabled else None,
+        exporter_image=images.exporter if settings.metrics.enabled else None,
+        exporter_host_port=settings.metrics.port,
+        backup=backup,
+        backup_image=images.backup if backup else None,
+        cpu=settings.cpu,
+        memory=settings.memory,
+    )
+
+
+def _backup(stack: str, config: StackConfig, platform: Platform,
+            secrets: Mapping[str, pulumi.Output[str]]) -> BackupBucket | None:
+    policy = config.backup
+    if not policy.enabled:
+        return None
+    return BackupBucket(
+        f"{stack}-backup",
+        BackupBucketArgs(
+            platform=platform,
+            target=policy.target.kind,
+            size=policy.target.size,
+            s3_endpoint=policy.target.endpoint,
+            s3_bucket=policy.target.bucket,
+            s3_region=policy.target.region,
+            s3_prefix=policy.target.prefix,
+            s3_access_key=secrets.get("backupS3AccessKey"),
+            s3_secret_key=secrets.get("backupS3SecretKey"),
+            dump_schedule=policy.dump_schedule,
+            base_backup_schedule=policy.base_backup_schedule,
+            retention_days=policy.retention_days,
+            encryption=policy.encryption,
+            wal_archiving=policy.wal_archiving,
+            archive_timeout_s=duration_s(policy.archive_timeout),
+        ),
+    )
+
+
+def build(stack: str, config: StackConfig, platform: Platform,
+          secrets: Mapping[str, pulumi.Output[str]]) -> Deployment:
+    """Create every resource the config describes and export what services need.
+
+    Call `check_secrets` first, before the platform registers anything."""
+    deployment = Deployment()
+    vault_provider = _vault_provider(stack, config, platform, secrets, deployment)
+    with_vault = pulumi.ResourceOptions(provider=vault_provider)
+    kv = vault.Mount(f"{stack}-kv", path=config.vault.kv_mount, type="kv", options={"version": "2"},
+                     description="Per-service credentials written by pgfleet", opts=with_vault)
+    approle = vault.AuthBackend(f"{stack}-approle", type="approle", path=config.vault.approle_path, opts=with_vault)
+
+    deployment.backup = _backup(stack, config, platform, secrets)
+    images = config.docker.images if config.platform == "docker" else config.kubernetes.images
+    redis_services = [(s.name, s.redis.db) for s in config.services if s.redis is not None]
+    if config.redis.enabled:
+        deployment.redis = RedisCache(
+            f"{stack}-redis",
+            RedisCacheArgs(
+                platform=platform,
+                image=images.redis,
+                services=redis_services,
+                host_port=config.redis.port,
+                clients=[s.pod_selector for s in config.services if s.redis is not None],
+                maxmemory=config.redis.maxmemory,
+                maxmemory_policy=config.redis.maxmemory_policy,
+                appendonly=config.redis.appendonly,
+                storage=config.redis.storage,
+            ),
+        )
+
+    for name, settings, services in config.resolved_servers():
+        deployment.servers[name] = SharedServer(
+            name, _server_args(config, platform, name, settings, services, deployment.backup)
+        )
+
+    for service in config.services:
+        server = deployment.servers[config.server_of(service)]
+        database = IsolatedDatabase(
+            service.name,
+            IsolatedDatabaseArgs(
+                server=server.connection,
+                service=service.name,
+                database=service.database_name,
+                schema=service.schema,
+                app_username=service.app_role,
+                connection_limit=service.connection_limit,
+                statement_timeout_ms=duration_ms(service.statement_timeout),
+                idle_in_transaction_timeout_ms=duration_ms(service.idle_in_transaction_timeout),
+            ),
+        )
+        deployment.databases[service.name] = database
+        values = database.credentials()
+        if deployment.redis is not None and service.name in deployment.redis.urls:
+            values["REDIS_URL"] = deployment.redis.urls[service.name]
+        deployment.approles[service.name] = VaultAppRole(
+            service.name,
+            VaultAppRoleArgs(
+                service=service.name,
+                kv_mount=kv.path,
+                approle_backend=approle.path,
+                secrets=values,
+                token_ttl_s=duration_s(config.vault.token_ttl),
+                token_max_ttl_s=duration_s(config.vault.token_max_ttl),
+                secret_id_ttl_s=duration_s(config.vault.secret_id_ttl),
+                secret_id_num_uses=config.vault.secret_id_num_uses,
+                bind_cidrs=list(service.vault.bind_cidrs),
+                secret_id_platform=platform if platform.kind == "kubernetes" else None,
+            ),
+            opts=with_vault,
+        )
+    outputs.export(config, deployment)
+    return deployment

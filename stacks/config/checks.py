@@ -1,0 +1,154 @@
+"""Rules that relate several parts of the config: names, references and ports."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .models import ServerSettings, StackConfig
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the config, at a key path such as 'services[2].name'."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def _duplicates(pairs: list[tuple[str, str]], what: str) -> Iterator[Problem]:
+    first_seen: dict[str, str] = {}
+    for path, value in pairs:
+        if value in first_seen:
+            yield Problem(path, f"duplicate {what} {value!r} (first at {first_seen[value]}); {what}s must be unique")
+        else:
+            first_seen[value] = path
+
+
+def _names(config: StackConfig) -> Iterator[Problem]:
+    yield from _duplicates([(f"services[{i}].name", s.name) for i, s in enumerate(config.services)], "service name")
+    server_names = [(f"servers[{i}].name", s.name) for i, s in enumerate(config.servers)]
+    dedicated = [(f"services[{i}].name", s.name) for i, s in enumerate(config.services) if s.topology == "dedicated"]
+    yield from _duplicates(server_names + dedicated, "server name")
+    roles: list[tuple[str, str]] = []
+    distinct = {service.name: i for i, service in reversed(list(enumerate(config.services)))}
+    for i, service in enumerate(config.services):
+        if distinct[service.name] != i:
+            continue  # already reported as a duplicate service name
+        roles += [(f"services[{i}].app_user", service.app_role)]
+        roles += [(f"services[{i}].name", f"{service.name}_{suffix}") for suffix in ("owner", "migrator", "readonly")]
+    # Roles are cluster-wide in PostgreSQL, so they must be unique across the stack's servers too.
+    yield from _duplicates(roles, "role name")
+
+
+def _placement(config: StackConfig) -> Iterator[Problem]:
+    known = {server.name for server in config.servers}
+    databases: dict[tuple[str, str], str] = {}
+    for i, service in enumerate(config.services):
+        where = f"services[{i}]"
+        if service.topology == "dedicated":
+            if service.server is not None:
+                yield Problem(f"{where}.server", "a dedicated service gets its own server; remove 'server'")
+            continue
+        if service.dedicated is not None:
+            yield Problem(f"{where}.dedicated", "only valid with topology 'dedicated'; remove it or change topology")
+        if service.server is None and len(config.servers) != 1:
+            valid = ", ".join(sorted(known)) or "none declared under 'servers'"
+            yield Problem(f"{where}.server", f"required when the stack has {len(config.servers)} servers (valid: {valid})")
+            continue
+        if service.server is not None and service.server not in known:
+            valid = ", ".join(sorted(known)) or "none declared under 'servers'"
+            yield Problem(f"{where}.server", f"unknown server {service.server!r} (valid: {valid})")
+            continue
+        server = config.server_of(service)
+        key = (server, service.database_name)
+        if key in databases:
+            yield Problem(
+                f"{where}.database",
+                f"database {service.database_name!r} is already used on server {server!r} by {databases[key]}",
+            )
+        databases[key] = where
+    for i, server in enumerate(config.servers):
+        if not any(s.topology == "shared" and s.server in (server.name, None) for s in config.services):
+            yield Problem(f"servers[{i}].name", f"server {server.name!r} hosts no service; remove it or place one on it")
+
+
+def _server_ports(prefix: str, server: ServerSettings) -> list[tuple[str, int | None]]:
+    return [
+        (f"{prefix}.port", server.port),
+        (f"{prefix}.read_port", server.read_port),
+        (f"{prefix}.pooler.port", server.pooler.port if server.pooler.enabled else None),
+        (f"{prefix}.metrics.port", server.metrics.port if server.metrics.enabled else None),
+    ]
+
+
+def _host_ports(config: StackConfig) -> Iterator[Problem]:
+    """On Docker every published port shares the host's loopback address, so each must be unique."""
+    if config.platform != "docker":
+        return
+    ports: list[tuple[str, int | None]] = []
+    for i, server in enumerate(config.servers):
+        ports += _server_ports(f"servers[{i}]", server)
+    for i, service in enumerate(config.services):
+        if service.topology == "dedicated":
+            ports += _server_ports(f"services[{i}].dedicated", service.dedicated or ServerSettings())
+    if config.redis.enabled:
+        ports.append(("redis.port", config.redis.port))
+    if config.vault.mode == "managed":
+        ports.append(("vault.port", config.vault.port))
+    seen: dict[int, str] = {}
+    for path, port in ports:
+        if port is None:
+            continue
+        if port in seen:
+            yield Problem(path, f"host port {port} is already taken by {seen[port]}; pick a free port")
+        else:
+            seen[port] = path
+
+
+def _redis(config: StackConfig) -> Iterator[Problem]:
+    for i, service in enumerate(config.services):
+        if service.redis is not None and not config.redis.enabled:
+            yield Problem(f"services[{i}].redis", "needs the shared Redis: set redis.enabled to true")
+
+
+def _limits(config: StackConfig) -> Iterator[Problem]:
+    for i, service in enumerate(config.services):
+        if service.pool.max > service.connection_limit:
+            yield Problem(
+                f"services[{i}].pool.max",
+                f"pool max {service.pool.max} exceeds connection_limit {service.connection_limit}; "
+                "raise connection_limit or lower the pool",
+            )
+    for name, server, services in _placed(config):
+        total = sum(s.connection_limit for s in services)
+        # Headroom for the admin, replication, the exporter and backups.
+        if total + 10 > server.max_connections:
+            yield Problem(
+                name,
+                f"the connection_limits of its services add up to {total}, over max_connections "
+                f"{server.max_connections} less 10 reserved; raise max_connections",
+            )
+
+
+def _placed(config: StackConfig) -> Iterator[tuple[str, ServerSettings, list]]:
+    for i, server in enumerate(config.servers):
+        yield f"servers[{i}].max_connections", server, [
+            s for s in config.services if s.topology == "shared" and s.server in (server.name, None)
+        ]
+    for i, service in enumerate(config.services):
+        if service.topology == "dedicated":
+            yield f"services[{i}].dedicated.max_connections", service.dedicated or ServerSettings(), [service]
+
+
+def cross_checks(config: StackConfig) -> list[Problem]:
+    """Every problem that involves more than one key, in a stable order."""
+    return [
+        *_names(config),
+        *_placement(config),
+        *_host_ports(config),
+        *_redis(config),
+        *_limits(config),
+    ]

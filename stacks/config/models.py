@@ -1,0 +1,300 @@
+"""The stack config as pydantic models: one class per config section.
+
+Field-level rules live here; rules that relate several sections live in `checks.py`.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .types import (
+    Cidr,
+    CronSchedule,
+    DnsLabel,
+    Duration,
+    Identifier,
+    LoopbackAddress,
+    MemorySize,
+    Port,
+    StorageSize,
+    duration_ms,
+)
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class PoolerConfig(_Section):
+    """PgBouncer in front of a server."""
+
+    enabled: bool = False
+    port: Port | None = Field(None, description="Host port on the dev bind address; unpublished when unset.")
+    pool_mode: Literal["session", "transaction", "statement"] = "transaction"
+    default_pool_size: int = Field(20, ge=1, le=1000)
+    max_client_conn: int = Field(200, ge=1, le=100_000)
+
+
+class MetricsConfig(_Section):
+    """The Prometheus postgres exporter beside a server."""
+
+    enabled: bool = True
+    port: Port | None = Field(None, description="Host port on the dev bind address; unpublished when unset.")
+
+
+class ServerSettings(_Section):
+    """How one PostgreSQL server runs. A dedicated service carries these inline."""
+
+    version: Literal[15, 16, 17] = 15
+    port: Port | None = Field(
+        None, description="Host port on the dev bind address (the in-cluster port is always 5432)."
+    )
+    storage: StorageSize = "10Gi"
+    replicas: int = Field(0, ge=0, le=5, description="Read replicas streaming from the primary.")
+    read_port: Port | None = Field(None, description="Host port of the read endpoint (first replica).")
+    max_connections: int = Field(100, ge=10, le=10_000)
+    admin_user: Identifier = Field("postgres", description="The server's superuser; its password is generated.")
+    extensions: list[Identifier] = Field(default_factory=lambda: ["pg_stat_statements"])
+    settings: dict[str, str] = Field(default_factory=dict, description="Extra postgresql.conf settings.")
+    pooler: PoolerConfig = PoolerConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    cpu: str = "500m"
+    memory: str = "1Gi"
+
+    @model_validator(mode="after")
+    def _read_port_needs_replica(self) -> "ServerSettings":
+        if self.read_port is not None and self.replicas == 0:
+            raise ValueError("read_port is set but replicas is 0: add a replica or drop read_port")
+        return self
+
+
+class ServerConfig(ServerSettings):
+    """A named server that several services share."""
+
+    name: Identifier
+
+
+class ClientPoolConfig(_Section):
+    """The service's own client-side pool (TypeORM, SQLAlchemy, ...), checked against the role limit."""
+
+    min: int = Field(2, ge=0)
+    max: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ClientPoolConfig":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class ServiceRedisConfig(_Section):
+    """A service's slice of the shared Redis: an ACL user limited to keys '<service>:*'."""
+
+    db: int = Field(0, ge=0, le=15, description="Database index in the URL (0-15); isolation is by ACL.")
+
+
+class ServiceVaultConfig(_Section):
+    bind_cidrs: list[Cidr] = Field(default_factory=list, description="CIDRs allowed to log in with the AppRole.")
+
+
+class ServiceConfig(_Section):
+    """One microservice and the database it owns."""
+
+    name: Identifier
+    topology: Literal["shared", "dedicated"] = "shared"
+    server: Identifier | None = Field(None, description="The shared server (required with several servers).")
+    dedicated: ServerSettings | None = Field(None, description="Server settings when topology is dedicated.")
+    database: Identifier | None = Field(None, description="Database name; '<name>_db' by default.")
+    schema_name: Identifier | None = Field(None, alias="schema", description="Schema; the service name by default.")
+    app_user: Identifier | None = Field(None, description="Runtime login role; '<name>_user' by default.")
+    connection_limit: int = Field(20, ge=1, le=10_000)
+    statement_timeout: Duration = "30s"
+    idle_in_transaction_timeout: Duration = "60s"
+    pool: ClientPoolConfig = ClientPoolConfig()
+    redis: ServiceRedisConfig | None = None
+    vault: ServiceVaultConfig = ServiceVaultConfig()
+    pod_labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels of the service's pods in prod; {'app': <name>} by default."
+    )
+
+    @property
+    def database_name(self) -> str:
+        return self.database or f"{self.name}_db"
+
+    @property
+    def schema(self) -> str:
+        return self.schema_name or self.name
+
+    @property
+    def app_role(self) -> str:
+        return self.app_user or f"{self.name}_user"
+
+    @property
+    def pod_selector(self) -> dict[str, str]:
+        return self.pod_labels or {"app": self.name.replace("_", "-")}
+
+
+class VaultConfig(_Section):
+    """Where credentials live and how services log in to read them."""
+
+    cli: Literal["bao", "vault"] = Field("bao", description="The server image's CLI, for its health check.")
+    mode: Literal["managed", "external"] = Field(
+        "managed", description="managed: the stack runs a Vault-API server; external: use 'address'."
+    )
+    address: str | None = Field(None, description="URL of an external Vault or OpenBao.")
+    port: Port = Field(8200, description="Host port of the managed server on the dev bind address.")
+    kv_mount: str = Field("services", pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    approle_path: str = Field("approle", pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    token_ttl: Duration = "15m"
+    token_max_ttl: Duration = "1h"
+    secret_id_ttl: Duration = "24h"
+    secret_id_num_uses: int = Field(10, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VaultConfig":
+        if self.mode == "external" and not self.address:
+            raise ValueError("mode 'external' needs 'address', e.g. 'https://vault.example:8200'")
+        if self.address and not self.address.startswith(("http://", "https://")):
+            raise ValueError(f"address {self.address!r} must start with http:// or https://")
+        if duration_ms(self.token_ttl) > duration_ms(self.token_max_ttl):
+            raise ValueError(f"token_ttl ({self.token_ttl}) is longer than token_max_ttl ({self.token_max_ttl})")
+        return self
+
+
+class BackupTargetConfig(_Section):
+    """Where backups are stored: a volume of the platform, or any S3-compatible endpoint."""
+
+    kind: Literal["filesystem", "s3"] = "filesystem"
+    size: StorageSize = "20Gi"
+    endpoint: str | None = None
+    bucket: str | None = None
+    region: str = "us-east-1"
+    prefix: str = "pgfleet"
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> "BackupTargetConfig":
+        if self.kind == "s3" and not (self.endpoint and self.bucket):
+            raise ValueError("kind 's3' needs both 'endpoint' and 'bucket'")
+        return self
+
+
+class BackupConfig(_Section):
+    """Backup policy: base backups plus WAL for PITR, per-database dumps, retention, encryption."""
+
+    enabled: bool = True
+    target: BackupTargetConfig = BackupTargetConfig()
+    dump_schedule: CronSchedule = Field("0 0 * * *", description="Per-database pg_dump; daily 00:00 UTC.")
+    base_backup_schedule: CronSchedule = Field("0 1 * * 0", description="Physical base backup; weekly.")
+    retention_days: int = Field(30, ge=1, le=3650)
+    encryption: bool = True
+    wal_archiving: bool = True
+    archive_timeout: Duration = "60s"
+    rpo: Duration | None = Field("5m", description="Most data a crash may lose; checked against the WAL settings.")
+
+    @model_validator(mode="after")
+    def _rpo_reachable(self) -> "BackupConfig":
+        if not self.enabled or self.rpo is None:
+            return self
+        if not self.wal_archiving:
+            raise ValueError(f"rpo {self.rpo} needs wal_archiving: dumps alone lose up to a whole schedule period")
+        if duration_ms(self.archive_timeout) > duration_ms(self.rpo):
+            raise ValueError(
+                f"archive_timeout {self.archive_timeout} cannot meet rpo {self.rpo}: "
+                "set archive_timeout at or below the rpo"
+            )
+        return self
+
+
+class RedisConfig(_Section):
+    """One Redis shared by the stack's services, each an ACL user on its own key prefix."""
+
+    enabled: bool = False
+    port: Port | None = Field(6379, description="Host port on the dev bind address.")
+    maxmemory: MemorySize = "256mb"
+    maxmemory_policy: Literal[
+        "noeviction", "allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "allkeys-random", "volatile-ttl"
+    ] = "allkeys-lru"
+    appendonly: bool = True
+    storage: StorageSize = "1Gi"
+
+
+class ImagesConfig(_Section):
+    """Container images; point them at a registry's upstream images where one is reachable."""
+
+    postgres: str = "pgfleet/postgres:15"
+    pgbouncer: str = "pgfleet/pgbouncer:1.18"
+    exporter: str = "pgfleet/postgres-exporter:0.11"
+    redis: str = "pgfleet/redis:7"
+    vault: str = "pgfleet/openbao:2.6"
+    backup: str = "pgfleet/postgres:15"
+
+
+class DockerConfig(_Section):
+    network: DnsLabel = "pgfleet"
+    bind_address: LoopbackAddress = "127.0.0.1"
+    images: ImagesConfig = ImagesConfig()
+
+
+class KubernetesConfig(_Section):
+    namespace: DnsLabel = "databases"
+    create_namespace: bool = True
+    services_namespace: DnsLabel | None = Field(
+        None, description="Namespace of the service pods the NetworkPolicies admit; the same one by default."
+    )
+    storage_class: str | None = None
+    admin_endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Process name -> 'host:port' the program dials (port-forwards); in-cluster DNS by default.",
+    )
+
+    @model_validator(mode="after")
+    def _endpoints_have_ports(self) -> "KubernetesConfig":
+        for process, endpoint in self.admin_endpoints.items():
+            host, _, port = endpoint.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"admin_endpoints[{process!r}] = {endpoint!r} is not 'host:port'")
+        return self
+    images: ImagesConfig = ImagesConfig()
+
+
+class StackConfig(_Section):
+    """The whole stack: platform, servers, services, Vault, backups, Redis."""
+
+    platform: Literal["docker", "kubernetes"] = "docker"
+    protect: bool | None = Field(None, description="Protect stateful resources; on by default on kubernetes.")
+    servers: list[ServerConfig] = Field(default_factory=list)
+    services: list[ServiceConfig] = Field(min_length=1)
+    vault: VaultConfig = VaultConfig()
+    backup: BackupConfig = BackupConfig()
+    redis: RedisConfig = RedisConfig()
+    docker: DockerConfig = DockerConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+
+    @property
+    def protect_stateful(self) -> bool:
+        return self.protect if self.protect is not None else self.platform == "kubernetes"
+
+    def server_of(self, service: ServiceConfig) -> str:
+        """The server a service's database lives on (its own when dedicated, the only one by default)."""
+        if service.topology == "dedicated":
+            return service.name
+        if service.server is not None:
+            return service.server
+        if len(self.servers) == 1:
+            return self.servers[0].name
+        raise ValueError(f"service {service.name!r} names no server and the stack has {len(self.servers)}")
+
+    def resolved_servers(self) -> list[tuple[str, ServerSettings, list[ServiceConfig]]]:
+        """(server name, settings, services on it), shared servers first, in config order."""
+        placed: list[tuple[str, ServerSettings, list[ServiceConfig]]] = [
+            (server.name, server, [s for s in self.services if s.topology == "shared" and self.server_of(s) == server.name])
+            for server in self.servers
+        ]
+        placed += [
+            (service.name, service.dedicated or ServerSettings(), [service])
+            for service in self.services
+            if service.topology == "dedicated"
+        ]
+        return placed

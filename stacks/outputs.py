@@ -1,0 +1,86 @@
+"""Stack output keys (a contract with service stacks that read them by StackReference)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pulumi
+
+if TYPE_CHECKING:
+    from .compose import Deployment
+    from .config import StackConfig
+
+#: Per service, plain: database, server, hosts, Vault secret path, policy and role_id.
+SERVICES = "services"
+#: Per service, secret: URLs in each driver form, for the write and the read host.
+CONNECTION_URLS = "connection_urls"
+#: Per service, secret: the AppRole secret_id, kept apart from the role_id.
+VAULT_SECRET_IDS = "vault_secret_ids"
+#: Plain: Vault address, KV mount and AppRole path.
+VAULT = "vault"
+#: Secret: the managed (dev) Vault's root token.
+VAULT_ROOT_TOKEN = "vault_root_token"
+#: Per server, plain: hosts and the admin user; secret: admin passwords.
+SERVERS = "servers"
+SERVER_ADMIN_PASSWORDS = "server_admin_passwords"
+
+
+def export(config: "StackConfig", deployment: "Deployment") -> None:
+    services = {}
+    urls = {}
+    for service in config.services:
+        database = deployment.databases[service.name]
+        approle = deployment.approles[service.name]
+        server = deployment.servers[config.server_of(service)]
+        services[service.name] = {
+            "database": database.database_name,
+            "server": server.connection.name,
+            "write_host": server.host,
+            "read_host": server.read_host,
+            "port": server.connection.port,
+            "pooler_host": server.pooler_host,
+            "vault_secret_path": approle.secret_path,
+            "vault_policy": approle.policy_name,
+            "vault_role_id": approle.role_id,
+            "vault_secret_id_ref": approle.secret_id_reference,
+        }
+        entry = {
+            "url": database.url,
+            "read_url": database.read_url,
+            **{scheme: database.urls[scheme] for scheme in database.urls},
+            **{f"read+{scheme}": database.read_urls[scheme] for scheme in database.read_urls},
+            "migration_url": database.migration_url,
+        }
+        if database.pooled_url is not None:
+            entry["pooled_url"] = database.pooled_url
+        if database.local_url is not None:
+            entry["local_url"] = database.local_url
+        if deployment.redis is not None and service.name in deployment.redis.urls:
+            entry["redis_url"] = deployment.redis.urls[service.name]
+        urls[service.name] = entry
+    pulumi.export(SERVICES, services)
+    pulumi.export(CONNECTION_URLS, pulumi.Output.secret(urls))
+    pulumi.export(VAULT_SECRET_IDS, pulumi.Output.secret(
+        {name: approle.secret_id for name, approle in deployment.approles.items()}
+    ))
+    pulumi.export(VAULT, {
+        "address": deployment.vault_address,
+        "kv_mount": config.vault.kv_mount,
+        "approle_path": config.vault.approle_path,
+    })
+    if deployment.vault_root_token is not None:
+        pulumi.export(VAULT_ROOT_TOKEN, pulumi.Output.secret(deployment.vault_root_token))
+    pulumi.export(SERVERS, {
+        name: {
+            "host": server.host,
+            "read_host": server.read_host,
+            "pooler_host": server.pooler_host,
+            "local_host": server.connection.local_host,
+            "local_port": server.connection.local_port,
+            "local_read_port": server.connection.local_read_port,
+            "admin_username": server.admin_username,
+        }
+        for name, server in deployment.servers.items()
+    })
+    pulumi.export(SERVER_ADMIN_PASSWORDS, pulumi.Output.secret(
+        {name: server.admin_password for name, server in deployment.servers.items()}
+    ))

@@ -1,0 +1,14 @@
+"""Platforms for component tests."""
+from __future__ import annotations
+
+from components.platform import Platform
+
+
+def make_platform(kind: str, protect: bool = False) -> Platform:
+    if kind == "docker":
+        from components.platform.docker import DockerPlatform, DockerSettings
+
+        return DockerPlatform("test", DockerSettings(network="test-net", protect=protect))
+    from components.platform.kubernetes import KubernetesPlatform, KubernetesSettings
+
+    return KubernetesPlatform("test", KubernetesSettings(namespace="db", protect=protect))

@@ -1,0 +1,30 @@
+"""The README's config reference names every config key the models accept."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import BaseModel
+
+from stacks.config import models
+from tests.support.program import ROOT
+
+README = (ROOT / "README.md").read_text()
+REFERENCE = README[README.index("## Config reference"):README.index("## The seed systems")]
+SECTIONS: list[type[BaseModel]] = [
+    models.StackConfig, models.ServiceConfig, models.ServerSettings, models.VaultConfig, models.BackupConfig,
+    models.BackupTargetConfig, models.RedisConfig, models.PoolerConfig, models.DockerConfig, models.KubernetesConfig,
+    models.ImagesConfig,
+]
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=[s.__name__ for s in SECTIONS])
+def test_every_key_is_documented(section: type[BaseModel]) -> None:
+    for name, field in section.model_fields.items():
+        key = field.alias or name
+        assert re.search(rf"\b{re.escape(key)}\b", REFERENCE), f"{section.__name__}.{key} is missing from README"
+
+
+def test_readme_gives_the_two_commands() -> None:
+    assert "bash scripts/dev-up.sh" in README and "bash scripts/test.sh" in README
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
