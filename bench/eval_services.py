@@ -2,7 +2,8 @@
 
 Prints milliseconds per service and per resource, and how per-service cost grows from the
 smallest run to the largest (1.0 is perfectly linear). Target: at most 50 ms per service.
-Sizes run interleaved, best of N, so machine noise hits all of them alike.
+Sizes run interleaved, best of N, so machine noise hits all of them alike. The program runs
+as `pulumi up` runs it (`stacks.run()`, which switches the cyclic GC off; see there).
 
     python bench/eval_services.py [--sizes 10 100 500] [--repeat 3]
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import resource
 import sys
 import time
 from pathlib import Path
@@ -63,6 +65,8 @@ def main() -> None:
     growth = (best[large][0] / large) / (best[small][0] / small)
     worst = max(best[s][0] * 1000 / s for s in args.sizes)
     print(f"per-service cost, {large} vs {small} services: {growth:.2f}x (1.00 = linear)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"peak memory {peak} MiB (mocks record every resource's inputs too)")
     print(f"worst ms/service vs target {TARGET_MS_PER_SERVICE:.0f}: {worst / TARGET_MS_PER_SERVICE:.2f}x of the target")
 
 

@@ -1,7 +1,7 @@
 """Stacks: the stack config, and its composition on Docker (dev) or Kubernetes (prod)."""
 from __future__ import annotations
 
-import pulumi
+import gc
 
 from .compose import Deployment, check_secrets
 from .config import ConfigError, StackConfig, parse_config, read_pulumi_config, read_secrets
@@ -12,6 +12,11 @@ def run(namespace: str | None = None) -> Deployment:
 
     Raises `ConfigError` before any resource is registered when the config is wrong.
     """
+    # Every resource leaves a graph of long-lived Outputs and futures; the cyclic collector's
+    # passes over them made evaluation superlinear (111 ms/service at 500 services against 73
+    # at 10, bench/eval_services.py). The program is short-lived and frees little: without
+    # it, cost stays linear for about 12% more peak memory.
+    gc.disable()
     config = parse_config(read_pulumi_config(namespace))
     secrets = read_secrets(namespace)
     check_secrets(config, secrets)
