@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
-from ._passwords import generated_password
 
+from ._passwords import generated_password
 from .platform import JobSpec, Platform, StorageRef
 
 #: Where the repository is mounted in the server and backup containers.
@@ -157,29 +157,19 @@ class BackupBucket(pulumi.ComponentResource):
             "PGFLEET_DATABASES": " ".join(databases),
         }
         secret_env = {**wiring.secret_env, "PGPASSWORD": admin_password}
-        specs = [
+        schedules = {"dump": self.args.dump_schedule}
+        if self.args.wal_archiving:
+            schedules["base"] = self.args.base_backup_schedule
+        return [
             JobSpec(
-                name=f"{name}-dump",
+                name=f"{name}-{kind}",
                 server=server,
                 image=image,
-                schedule=self.args.dump_schedule,
-                command=[BACKUP_COMMAND, "dump"],
+                schedule=schedule,
+                command=[BACKUP_COMMAND, kind],
                 env=env,
                 secret_env=secret_env,
                 mounts=wiring.mounts,
             )
+            for kind, schedule in schedules.items()
         ]
-        if self.args.wal_archiving:
-            specs.append(
-                JobSpec(
-                    name=f"{name}-base",
-                    server=server,
-                    image=image,
-                    schedule=self.args.base_backup_schedule,
-                    command=[BACKUP_COMMAND, "base"],
-                    env=env,
-                    secret_env=secret_env,
-                    mounts=wiring.mounts,
-                )
-            )
-        return specs

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_postgresql as postgresql
-from ._passwords import generated_password
 
+from ._passwords import generated_password
 from .shared_server import ServerConnection
 
 #: URL schemes the seeds' drivers use: libpq/node-postgres/Prisma, SQLAlchemy+asyncpg, SQLAlchemy+psycopg3.

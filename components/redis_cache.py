@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
-from ._passwords import generated_password
 
+from ._passwords import generated_password
 from .platform import DataVolume, HealthCheck, Platform, PortSpec, ProcessSpec, dns_name
 
 REDIS_PORT = 6379

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_postgresql as postgresql
-from ._passwords import generated_password
 
+from ._passwords import generated_password
 from .backup_bucket import BackupBucket
 from .platform import DataVolume, HealthCheck, Platform, PortSpec, ProcessSpec, RunningProcess, dns_name
 
@@ -54,6 +54,7 @@ class SharedServerArgs:
     exporter_host_port: int | None = None
     backup: BackupBucket | None = None
     backup_image: str | None = None
+    """Runs the scheduled backups; the server's own image (which carries pgBackRest) when None."""
     cpu: str | None = None
     memory: str | None = None
     protect: bool | None = None
@@ -198,9 +199,9 @@ class SharedServer(pulumi.ComponentResource):
             self.pooler_host = self._pooler(name, args, primary, child).host
         if args.exporter_image:
             self._exporter(name, args, primary, admin, child)
-        if args.backup and args.backup_image:
+        if args.backup:
             for job in args.backup.jobs(
-                host, host, args.backup_image, primary.host, args.admin_username, self.admin_password, args.databases
+                host, host, args.backup_image or args.image, primary.host, args.admin_username, self.admin_password, args.databases
             ):
                 platform.schedule(job, pulumi.ResourceOptions(parent=self, depends_on=list(primary.resources)))
 

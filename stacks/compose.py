@@ -70,13 +70,12 @@ def _vault_provider(stack: str, config: StackConfig, platform: Platform,
         return vault.Provider(f"{stack}-vault", address=config.vault.address, token=secrets["vaultToken"],
                               skip_child_token=True)
     token = pulumi.Output.secret(random.RandomPassword(f"{stack}-vault-root-token", length=32, special=False).result)
-    images = config.docker.images if config.platform == "docker" else config.kubernetes.images
     server = platform.run(
         ProcessSpec(
             name=f"{stack}-vault",
             role="vault",
             server=f"{stack}-vault",
-            image=images.vault,
+            image=config.images.vault,
             ports=[PortSpec("http", VAULT_PORT, config.vault.port)],
             # The dev server keeps its data in memory: right for a laptop, never for prod.
             env={"BAO_ADDR": f"http://127.0.0.1:{VAULT_PORT}", "VAULT_ADDR": f"http://127.0.0.1:{VAULT_PORT}"},
@@ -86,8 +85,7 @@ def _vault_provider(stack: str, config: StackConfig, platform: Platform,
         ),
         pulumi.ResourceOptions(),
     )
-    if server.admin_host is None:
-        raise ConfigError([Problem("vault.port", "the managed Vault needs a host port the program can reach")])
+    assert server.admin_host is not None, "vault.port is always published"
     address = pulumi.Output.concat("http://", server.admin_host, ":", str(server.admin_ports["http"]))
     deployment.vault_address = address
     deployment.vault_root_token = token
@@ -97,7 +95,7 @@ def _vault_provider(stack: str, config: StackConfig, platform: Platform,
 
 def _server_args(config: StackConfig, platform: Platform, name: str, settings: ServerSettings,
                  services: list, backup: BackupBucket | None) -> SharedServerArgs:
-    images = config.docker.images if config.platform == "docker" else config.kubernetes.images
+    images = config.images
     return SharedServerArgs(
         platform=platform,
         image=images.postgres,
@@ -167,14 +165,13 @@ def build(stack: str, config: StackConfig, platform: Platform,
     approle = vault.AuthBackend(f"{stack}-approle", type="approle", path=config.vault.approle_path, opts=with_vault)
 
     deployment.backup = _backup(stack, config, platform, secrets)
-    images = config.docker.images if config.platform == "docker" else config.kubernetes.images
     redis_services = [(s.name, s.redis.db) for s in config.services if s.redis is not None]
     if config.redis.enabled:
         deployment.redis = RedisCache(
             f"{stack}-redis",
             RedisCacheArgs(
                 platform=platform,
-                image=images.redis,
+                image=config.images.redis,
                 services=redis_services,
                 host_port=config.redis.port,
                 clients=[s.pod_selector for s in config.services if s.redis is not None],

@@ -24,7 +24,7 @@ SERVERS = "servers"
 SERVER_ADMIN_PASSWORDS = "server_admin_passwords"
 
 
-def export(config: "StackConfig", deployment: "Deployment") -> None:
+def export(config: StackConfig, deployment: Deployment) -> None:
     services = {}
     urls = {}
     for service in config.services:

@@ -64,7 +64,7 @@ class ServerSettings(_Section):
     memory: str = "1Gi"
 
     @model_validator(mode="after")
-    def _read_port_needs_replica(self) -> "ServerSettings":
+    def _read_port_needs_replica(self) -> ServerSettings:
         if self.read_port is not None and self.replicas == 0:
             raise ValueError("read_port is set but replicas is 0: add a replica or drop read_port")
         return self
@@ -83,7 +83,7 @@ class ClientPoolConfig(_Section):
     max: int = Field(10, ge=1)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ClientPoolConfig":
+    def _ordered(self) -> ClientPoolConfig:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) is above max ({self.max})")
         return self
@@ -153,7 +153,7 @@ class VaultConfig(_Section):
     secret_id_num_uses: int = Field(10, ge=1, le=1000)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "VaultConfig":
+    def _consistent(self) -> VaultConfig:
         if self.mode == "external" and not self.address:
             raise ValueError("mode 'external' needs 'address', e.g. 'https://vault.example:8200'")
         if self.address and not self.address.startswith(("http://", "https://")):
@@ -174,7 +174,7 @@ class BackupTargetConfig(_Section):
     prefix: str = "pgfleet"
 
     @model_validator(mode="after")
-    def _s3_complete(self) -> "BackupTargetConfig":
+    def _s3_complete(self) -> BackupTargetConfig:
         if self.kind == "s3" and not (self.endpoint and self.bucket):
             raise ValueError("kind 's3' needs both 'endpoint' and 'bucket'")
         return self
@@ -194,7 +194,7 @@ class BackupConfig(_Section):
     rpo: Duration | None = Field("5m", description="Most data a crash may lose; checked against the WAL settings.")
 
     @model_validator(mode="after")
-    def _rpo_reachable(self) -> "BackupConfig":
+    def _rpo_reachable(self) -> BackupConfig:
         if not self.enabled or self.rpo is None:
             return self
         if not self.wal_archiving:
@@ -250,7 +250,7 @@ class KubernetesConfig(_Section):
     )
 
     @model_validator(mode="after")
-    def _endpoints_have_ports(self) -> "KubernetesConfig":
+    def _endpoints_have_ports(self) -> KubernetesConfig:
         for process, endpoint in self.admin_endpoints.items():
             host, _, port = endpoint.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -271,6 +271,11 @@ class StackConfig(_Section):
     redis: RedisConfig = RedisConfig()
     docker: DockerConfig = DockerConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
+
+    @property
+    def images(self) -> ImagesConfig:
+        """The images of the stack's platform."""
+        return self.docker.images if self.platform == "docker" else self.kubernetes.images
 
     @property
     def protect_stateful(self) -> bool:

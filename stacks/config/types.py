@@ -74,7 +74,7 @@ def _cron(value: str) -> str:
             f"{value!r} is not a cron schedule: use five fields 'minute hour day-of-month month day-of-week', "
             "e.g. '0 0 * * *' for daily at 00:00"
         )
-    for text, (name, low, high) in zip(fields, _CRON_FIELDS):
+    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
         try:
             _cron_field(text, name, low, high)
         except ValueError as error:

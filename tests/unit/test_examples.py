@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 import shlex
 
-import pytest
-
 from stacks import outputs
 from tests.support.program import TEST_SECRETS, Run, exports, run_stack, stack_config
 
@@ -58,7 +56,7 @@ def test_seed_000_game_platform_dedicated_instances_and_short_lived_approles() -
 def test_seed_001_shared_postgres_one_server_four_limited_users() -> None:
     outcome = example("shared-postgres")
     servers = [c.inputs["name"] for c in outcome.mocks.of_type(CONTAINER)
-               if dict((l["label"], l["value"]) for l in c.inputs["labels"])["app.kubernetes.io/name"] == "postgres"]
+               if {lb["label"]: lb["value"] for lb in c.inputs["labels"]}["app.kubernetes.io/name"] == "postgres"]
     assert servers == ["shared-postgres"]
     assert database_owners(outcome) == {f"{s}_db": "shared_postgres" for s in ("auth", "l2p", "payment", "videovault")}
     app_roles = {r.inputs["name"]: r.inputs for r in outcome.mocks.of_type("postgresql:index/role:Role")
