@@ -80,11 +80,14 @@ def read_pulumi_config(namespace: str | None = None) -> dict[str, Any]:
 
 
 def read_secrets(namespace: str | None = None) -> dict[str, pulumi.Output[str]]:
-    """The secret keys that are set, as secret Outputs."""
+    """The secret keys that are set and not empty, as secret Outputs.
+
+    Pulumi.yaml declares them with an empty default (a declared key without a default would
+    be required of every stack), so empty means unset."""
     config = pulumi.Config(namespace)
     secrets = {}
     for key in SECRET_KEYS:
-        value = config.get_secret(key)
-        if value is not None:
-            secrets[key] = value
+        value = pulumi.runtime.get_config(config.full_key(key))
+        if value:
+            secrets[key] = pulumi.Output.secret(value)
     return secrets

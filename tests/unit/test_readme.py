@@ -28,3 +28,15 @@ def test_every_key_is_documented(section: type[BaseModel]) -> None:
 def test_readme_gives_the_two_commands() -> None:
     assert "bash scripts/dev-up.sh" in README and "bash scripts/test.sh" in README
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_pulumi_yaml_declares_every_key_and_requires_only_services() -> None:
+    import yaml
+
+    from stacks.config import CONFIG_KEYS, SECRET_KEYS
+
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert set(declared) == set(CONFIG_KEYS) | set(SECRET_KEYS)
+    # A declared key without a default is required of every stack (pulumi/pulumi#21797).
+    assert {key for key, spec in declared.items() if "default" not in spec} == {"services"}
+    assert {key for key, spec in declared.items() if spec.get("secret")} == set(SECRET_KEYS)
