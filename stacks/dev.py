@@ -15,7 +15,12 @@ def platform(stack: str, config: StackConfig) -> DockerPlatform:
     settings = config.docker
     return DockerPlatform(
         stack,
-        DockerSettings(network=settings.network, bind_address=settings.bind_address, protect=config.protect_stateful),
+        DockerSettings(
+            network=settings.network,
+            bind_address=settings.bind_address,
+            protect=config.protect_stateful,
+            prefix=settings.prefix,
+        ),
     )
 
 

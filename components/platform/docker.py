@@ -17,6 +17,9 @@ class DockerSettings:
     bind_address: str = "127.0.0.1"
     """Every published port binds here; never 0.0.0.0 (a policy test holds this)."""
     protect: bool = False
+    prefix: str = ""
+    """Put before container and volume names, so stacks can share one engine; the network
+    aliases (the host names in URLs) stay unprefixed."""
     extra_labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -47,7 +50,7 @@ class DockerPlatform:
     def _volume(self, name: str, retain: bool, opts: pulumi.ResourceOptions) -> docker.Volume:
         return docker.Volume(
             name,
-            name=name,
+            name=f"{self.settings.prefix}{name}",
             labels=[docker.VolumeLabelArgs(label="app.kubernetes.io/part-of", value="pgfleet")],
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=retain, retain_on_delete=retain)),
         )
@@ -64,7 +67,7 @@ class DockerPlatform:
         health = spec.health
         return docker.Container(
             name,
-            name=name,
+            name=f"{self.settings.prefix}{name}",
             image=spec.image,
             entrypoints=list(spec.command) if spec.command else None,
             command=list(spec.args) or None,
@@ -139,7 +142,7 @@ class DockerPlatform:
         )
         return docker.Container(
             job.name,
-            name=job.name,
+            name=f"{self.settings.prefix}{job.name}",
             image=job.image,
             entrypoints=["cron", "-f"],
             restart="unless-stopped",

@@ -233,6 +233,8 @@ class ImagesConfig(_Section):
 
 class DockerConfig(_Section):
     network: DnsLabel = "pgfleet"
+    prefix: str = Field("", pattern=r"^([a-z0-9][a-z0-9_.-]{0,30})?$",
+                        description="Put before container and volume names (several stacks on one engine).")
     bind_address: LoopbackAddress = "127.0.0.1"
     images: ImagesConfig = ImagesConfig()
 

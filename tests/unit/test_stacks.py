@@ -141,3 +141,15 @@ def test_prod_uses_the_external_vault_and_delivers_secret_ids_as_secrets(prod: R
         assert secret.is_secret("stringData.VAULT_SECRET_ID")
     refs = {s: e["vault_secret_id_ref"] for s, e in prod.values[outputs.SERVICES].value.items()}
     assert refs["auth"] == "databases/auth-vault-secret-id"
+
+
+def test_docker_prefix_renames_containers_and_volumes_but_not_hosts() -> None:
+    config = stack_config("Pulumi.dev.yaml") | {"docker": {"network": "it-net", "prefix": "it-"}}
+    outcome = run_stack(config, collect=lambda _: exports())
+    names = {c.inputs["name"] for c in outcome.mocks.of_type("docker:index/container:Container")}
+    assert names and all(n.startswith("it-") for n in names)
+    volumes = {v.inputs["name"] for v in outcome.mocks.of_type("docker:index/volume:Volume")}
+    assert volumes and all(v.startswith("it-") for v in volumes)
+    shared = outcome.mocks.named("shared", "docker:index/container:Container")
+    assert shared.inputs["networksAdvanced"][0]["aliases"] == ["shared"]
+    assert outcome.values[outputs.SERVICES].value["auth"]["write_host"] == "shared"
