@@ -33,10 +33,12 @@ def _sha256(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
 
 
-def acl_rule(user: str, password_hash: str, key_prefix: str | None) -> str:
-    """A Redis ACL rule; a database index is no isolation, a key pattern is (SELECT stays allowed)."""
-    keys = f"~{key_prefix}:* &{key_prefix}:* +@all -@admin -@dangerous" if key_prefix else "~* &* +@all"
-    return f"{user} on #{password_hash} resetchannels {keys}"
+def acl_rule(user: str, password_hash: pulumi.Input[str], key_prefix: str | None) -> list[pulumi.Input[str]]:
+    """A Redis ACL rule, one token per argument (redis-server would read a token with spaces
+    as one quoted name). A database index is no isolation; a key pattern is."""
+    keys = [f"~{key_prefix}:*", f"&{key_prefix}:*", "+@all", "-@admin", "-@dangerous"] if key_prefix else ["~*", "&*", "+@all"]
+    digest = pulumi.Output.from_input(password_hash).apply(lambda h: f"#{h}")
+    return [user, "on", digest, "resetchannels", *keys]
 
 
 class RedisCache(pulumi.ComponentResource):
@@ -55,19 +57,16 @@ class RedisCache(pulumi.ComponentResource):
         passwords = {service: generated_password(f"{name}-{service}-password", self) for service, _ in args.services}
         admin_password = generated_password(f"{name}-admin-password", self)
         # Only SHA-256 digests reach the command line (and so the container's config).
-        users = [
-            ("admin", admin_password.apply(lambda p: acl_rule("admin", _sha256(p), None)))
-        ] + [
-            (s, passwords[s].apply(lambda p, s=s: acl_rule(s, _sha256(p), s))) for s, _ in args.services
-        ]
+        rules = [acl_rule("admin", admin_password.apply(_sha256), None)]
+        rules += [acl_rule(s, passwords[s].apply(_sha256), s) for s, _ in args.services]
         command_args: list[pulumi.Input[str]] = [
             "redis-server", "--port", str(REDIS_PORT), "--dir", "/data",
             "--maxmemory", args.maxmemory, "--maxmemory-policy", args.maxmemory_policy,
             "--appendonly", "yes" if args.appendonly else "no",
-            "--user", "default off",
+            "--user", "default", "off",
         ]
-        for _, rule in users:
-            command_args += ["--user", rule]
+        for rule in rules:
+            command_args += ["--user", *rule]
         protect = args.platform.protect if args.protect is None else args.protect
         process = args.platform.run(
             ProcessSpec(

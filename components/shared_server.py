@@ -98,7 +98,7 @@ def _replica_script(primary: str, settings: Sequence[str]) -> str:
         "set -eu",
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
         f"  until pg_isready -h {primary} -p {POSTGRES_PORT}; do sleep 1; done",
-        f'  pg_basebackup -h {primary} -p {POSTGRES_PORT} -U "$REPLICATION_USER" -D "$PGDATA" -R -X stream',
+        f'  pg_basebackup -h {primary} -p {POSTGRES_PORT} -U "$REPLICATION_USER" -D "$PGDATA" -R -X stream --checkpoint=fast',
         '  chmod 700 "$PGDATA"',
         "fi",
         f'exec postgres -D "$PGDATA" -c hot_standby=on {shlex.join(settings)}',

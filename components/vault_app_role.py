@@ -84,6 +84,10 @@ class VaultAppRole(pulumi.ComponentResource):
             backend=args.approle_backend,
             role_name=role.role_name,
             cidr_lists=list(args.bind_cidrs) or None,
+            # Stated, not inherited from the role: Vault reports both back, and leaving them
+            # out would read as a change (and a new secret_id) on every later preview.
+            num_uses=args.secret_id_num_uses,
+            ttl=args.secret_id_ttl_s,
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret_id"]),
         )
         self.secret_path = pulumi.Output.concat(secret.mount, "/data/", secret.name)

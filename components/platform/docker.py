@@ -31,6 +31,12 @@ def _docker_labels(values: Mapping[str, str]) -> list[docker.ContainerLabelArgs]
     return [docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(values.items())]
 
 
+def _replace_in_place(opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    # Container names are fixed, so a replacement cannot start before the old one is gone;
+    # data lives in named volumes, which a container replacement leaves alone.
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True))
+
+
 class DockerPlatform:
     """Runs processes as containers with named volumes, health checks and loopback-only ports."""
 
@@ -103,7 +109,7 @@ class DockerPlatform:
             # Wait for "healthy" so nothing downstream connects early (pulumi/pulumi#3166).
             wait=health is not None,
             wait_timeout=health.start_period_s + health.interval_s * health.retries + 60 if health else None,
-            opts=opts,
+            opts=_replace_in_place(opts),
         )
 
     def run(self, spec: ProcessSpec, opts: pulumi.ResourceOptions) -> RunningProcess:
@@ -157,7 +163,7 @@ class DockerPlatform:
                     file="/etc/pgfleet/job.env", content=pulumi.Output.secret(env_file.apply("\n".join))
                 ),
             ],
-            opts=opts,
+            opts=_replace_in_place(opts),
         )
 
     def storage(self, name: str, size: str, retain: bool, opts: pulumi.ResourceOptions) -> StorageRef:

@@ -80,10 +80,7 @@ def read_pulumi_config(namespace: str | None = None) -> dict[str, Any]:
 
 
 def read_secrets(namespace: str | None = None) -> dict[str, pulumi.Output[str]]:
-    """The secret keys that are set and not empty, as secret Outputs.
-
-    Pulumi.yaml declares them with an empty default (a declared key without a default would
-    be required of every stack), so empty means unset."""
+    """The secret keys that are set and not empty, as secret Outputs."""
     config = pulumi.Config(namespace)
     secrets = {}
     for key in SECRET_KEYS:

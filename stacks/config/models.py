@@ -265,7 +265,7 @@ class StackConfig(_Section):
     """The whole stack: platform, servers, services, Vault, backups, Redis."""
 
     platform: Literal["docker", "kubernetes"] = "docker"
-    protect: bool | None = Field(None, description="Protect stateful resources; on by default on kubernetes.")
+    protect: bool | Literal["auto"] = Field("auto", description="Protect stateful resources; 'auto': on for kubernetes.")
     servers: list[ServerConfig] = Field(default_factory=list)
     services: list[ServiceConfig] = Field(min_length=1)
     vault: VaultConfig = VaultConfig()
@@ -281,7 +281,7 @@ class StackConfig(_Section):
 
     @property
     def protect_stateful(self) -> bool:
-        return self.protect if self.protect is not None else self.platform == "kubernetes"
+        return self.platform == "kubernetes" if self.protect == "auto" else self.protect
 
     def server_of(self, service: ServiceConfig) -> str:
         """The server a service's database lives on (its own when dedicated, the only one by default)."""

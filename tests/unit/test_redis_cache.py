@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pulumi
 import pytest
 
 from components import RedisCache, RedisCacheArgs
@@ -24,9 +25,19 @@ def cache() -> Run:
 
 def test_each_service_is_confined_to_its_key_prefix(cache: Run) -> None:
     args = cache.mocks.named("cache", "docker:index/container:Container").inputs["command"]
-    users = [args[i + 1] for i, a in enumerate(args) if a == "--user"]
-    assert users[0] == "default off"
-    crypto = next(u for u in users if u.startswith("crypto "))
+    # each --user rule runs up to the next option; every token is its own argument
+    rules, current = [], None
+    for token in args:
+        if token == "--user":
+            current = []
+            rules.append(current)
+        elif token.startswith("--"):
+            current = None
+        elif current is not None:
+            current.append(token)
+    assert rules[0] == ["default", "off"]
+    assert all(" " not in token for rule in rules for token in rule)
+    crypto = " ".join(next(r for r in rules if r[0] == "crypto"))
     assert "~crypto:* &crypto:*" in crypto and "-@dangerous" in crypto and "-@admin" in crypto
     assert "~*" not in crypto
 
@@ -47,4 +58,5 @@ def test_urls_are_secret_and_keep_the_database_index(cache: Run) -> None:
 
 
 def test_acl_rule_for_admin_sees_everything() -> None:
-    assert acl_rule("admin", "ab", None) == "admin on #ab resetchannels ~* &* +@all"
+    outcome = run(lambda: acl_rule("admin", "ab", None), lambda rule: {"rule": pulumi.Output.all(*rule)})
+    assert outcome.values["rule"].value == ["admin", "on", "#ab", "resetchannels", "~*", "&*", "+@all"]

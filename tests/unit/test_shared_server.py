@@ -121,7 +121,7 @@ def test_replicas_clone_from_the_primary_with_a_replication_role() -> None:
     assert replicator["replication"] is True and replicator["login"] is True
     replica = outcome.mocks.named("main-read", CONTAINER)
     script = replica.inputs["command"][0]
-    assert "pg_basebackup -h main -p 5432" in script and "-R -X stream" in script
+    assert "pg_basebackup -h main -p 5432" in script and "-R -X stream --checkpoint=fast" in script
     assert replica.inputs["ports"] == [{"internal": 5432, "external": 5442, "ip": "127.0.0.1"}]
     assert outcome.values["read_host"].value == "main-read"
     assert outcome.mocks.named("main-replicator").urn in replica.dependencies

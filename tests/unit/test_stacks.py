@@ -55,7 +55,7 @@ def test_dev_read_host_is_the_replica_and_pooler_is_used(dev: Run) -> None:
 def test_dev_runs_everything_as_containers_on_one_network(dev: Run) -> None:
     containers = {c.inputs["name"] for c in dev.mocks.of_type("docker:index/container:Container")}
     assert {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "pgfleet-vault",
-            "pgfleet-redis", "shared-dump", "shared-base", "payments-dump", "payments-base"} == containers
+            "pgfleet-redis"} == containers, "backups are off in the shipped dev config until issue #6"
     network = dev.mocks.named("pgfleet-network").inputs["name"]
     for container in dev.mocks.of_type("docker:index/container:Container"):
         assert [n["name"] for n in container.inputs["networksAdvanced"]] == [network]

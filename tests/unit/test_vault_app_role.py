@@ -55,6 +55,8 @@ def test_approle_has_short_tokens_and_bounded_secret_ids(auth: Run) -> None:
     assert (role["tokenTtl"], role["tokenMaxTtl"]) == (300, 900)
     assert (role["secretIdTtl"], role["secretIdNumUses"]) == (3600, 3)
     assert "secretIdBoundCidrs" not in role
+    secret_id = auth.mocks.named("auth-secret-id").inputs
+    assert (secret_id["numUses"], secret_id["ttl"]) == (3, 3600)
 
 
 def test_cidr_binding_applies_to_secret_id_and_tokens() -> None:

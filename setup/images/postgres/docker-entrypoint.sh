@@ -1,0 +1,105 @@
+#!/bin/bash
+# pgfleet postgres entrypoint (own implementation, behaviour modelled on the official image).
+set -Eeuo pipefail
+
+export PGDATA="${PGDATA:-/var/lib/postgresql/data}"
+POSTGRES_USER="${POSTGRES_USER:-postgres}"
+POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
+POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-}"
+POSTGRES_HOST_AUTH_METHOD="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
+POSTGRES_INITDB_ARGS="${POSTGRES_INITDB_ARGS:-}"
+
+log() { echo "entrypoint: $*" >&2; }
+
+# `docker run IMAGE -c foo=bar` means `postgres -c foo=bar`
+if [ "$#" -eq 0 ] || [ "${1:0:1}" = '-' ]; then
+  set -- postgres "$@"
+fi
+
+# informational invocations never initialise anything
+wants_info() {
+  local a
+  for a in "$@"; do
+    case "$a" in -V|--version|-'?'|--help|--describe-config|-C|-C*) return 0 ;; esac
+  done
+  return 1
+}
+
+if [ "$1" != postgres ] || wants_info "${@:2}"; then
+  exec "$@"
+fi
+
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$PGDATA" /var/run/postgresql
+  chmod 700 "$PGDATA" 2>/dev/null || true
+  chown postgres:postgres "$PGDATA" /var/run/postgresql 2>/dev/null || true
+  # a fresh bind mount may hold files owned by root
+  find "$PGDATA" \! -user postgres -exec chown postgres:postgres '{}' + 2>/dev/null || true
+  chmod 3777 /var/run/postgresql
+  exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
+fi
+
+psql_init() {
+  psql -v ON_ERROR_STOP=1 --no-password --no-psqlrc --username "$POSTGRES_USER" "$@"
+}
+
+run_initdb_scripts() {
+  local f
+  for f in /docker-entrypoint-initdb.d/*; do
+    [ -e "$f" ] || continue
+    case "$f" in
+      *.sh)
+        # shellcheck disable=SC1090
+        if [ -x "$f" ]; then log "running $f"; "$f"; else log "sourcing $f"; . "$f"; fi ;;
+      *.sql)    log "running $f"; psql_init --dbname "$POSTGRES_DB" -f "$f" ;;
+      *.sql.gz) log "running $f"; gunzip -c "$f" | psql_init --dbname "$POSTGRES_DB" ;;
+      *.sql.xz) log "running $f"; xz -dc "$f" | psql_init --dbname "$POSTGRES_DB" ;;
+      *)        log "ignoring $f" ;;
+    esac
+  done
+}
+
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  if [ -z "$POSTGRES_PASSWORD" ] && [ "$POSTGRES_HOST_AUTH_METHOD" != trust ]; then
+    log "error: database is uninitialised and POSTGRES_PASSWORD is not set"
+    log "       (set POSTGRES_PASSWORD, or POSTGRES_HOST_AUTH_METHOD=trust for throwaway use)"
+    exit 1
+  fi
+  log "initialising $PGDATA"
+  pwfile="$(mktemp)"
+  printf '%s\n' "${POSTGRES_PASSWORD:-postgres}" > "$pwfile"
+  # shellcheck disable=SC2086
+  initdb --username="$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust \
+         --auth-host="$POSTGRES_HOST_AUTH_METHOD" --encoding=UTF8 --locale=C.UTF-8 \
+         -D "$PGDATA" $POSTGRES_INITDB_ARGS
+  rm -f "$pwfile"
+  {
+    echo
+    echo "# pgfleet: network access"
+    echo "host all all all $POSTGRES_HOST_AUTH_METHOD"
+    echo "host replication all all $POSTGRES_HOST_AUTH_METHOD"
+  } >> "$PGDATA/pg_hba.conf"
+  {
+    echo
+    echo "listen_addresses = '*'"
+    echo "password_encryption = scram-sha-256"
+  } >> "$PGDATA/postgresql.conf"
+
+  # temporary server on the unix socket only, for database creation and init scripts
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p ${PGPORT:-5432}" -w start
+  if [ "$POSTGRES_DB" != postgres ]; then
+    exists="$(psql_init --dbname postgres -tA -v db="$POSTGRES_DB" <<<"SELECT 1 FROM pg_database WHERE datname = :'db';")"
+    if [ -z "$exists" ]; then
+      log "creating database $POSTGRES_DB"
+      psql_init --dbname postgres -v db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
+    fi
+  fi
+  export PGUSER="$POSTGRES_USER" PGDATABASE="$POSTGRES_DB"
+  run_initdb_scripts
+  unset PGUSER PGDATABASE
+  pg_ctl -D "$PGDATA" -m fast -w stop
+  log "initialisation done"
+fi
+
+shift  # drop "postgres"
+exec postgres "$@"
