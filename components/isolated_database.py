@@ -31,6 +31,8 @@ class IsolatedDatabaseArgs:
     statement_timeout_ms: int = 30_000
     idle_in_transaction_timeout_ms: int = 60_000
     migrator_connection_limit: int = 5
+    protect: bool = False
+    """Protect the database from deletion (dropping it loses its data even where volumes are kept)."""
 
 
 def _url(scheme: str, user: pulumi.Input[str], password: pulumi.Input[str], host: pulumi.Input[str],
@@ -91,9 +93,16 @@ class IsolatedDatabase(pulumi.ComponentResource):
             idle_in_transaction_session_timeout=args.idle_in_transaction_timeout_ms,
         )
         database = postgresql.Database(
-            f"{name}-database", name=args.database or f"{service}_db", owner=owner.name, opts=pg
+            f"{name}-database", name=args.database or f"{service}_db", owner=owner.name,
+            # After every role on create, so before them on delete: DROP DATABASE takes the
+            # objects the migrator owns with it, and only then can its role be dropped.
+            opts=pulumi.ResourceOptions.merge(
+                pg, pulumi.ResourceOptions(protect=args.protect, depends_on=[migrator, app, readonly])
+            ),
         )
-        on_db = pulumi.ResourceOptions.merge(pg, pulumi.ResourceOptions(depends_on=[database]))
+        # What lives inside the database goes when it goes: deleting a schema that holds tables
+        # one by one would fail (RESTRICT, rightly) and is pointless before DROP DATABASE.
+        on_db = pulumi.ResourceOptions.merge(pg, pulumi.ResourceOptions(depends_on=[database], deleted_with=database))
 
         # CONNECT on a new database is granted to PUBLIC even on PG15+: revoke it, then
         # grant it back to this service's own login roles only.
@@ -111,7 +120,7 @@ class IsolatedDatabase(pulumi.ComponentResource):
             f"{name}-schema", name=schema_name, database=database.name, owner=owner.name,
             drop_cascade=False, opts=on_db,
         )
-        on_schema = pulumi.ResourceOptions.merge(pg, pulumi.ResourceOptions(depends_on=[schema]))
+        on_schema = pulumi.ResourceOptions.merge(on_db, pulumi.ResourceOptions(depends_on=[schema]))
         for role_key, role in (("app", app), ("readonly", readonly)):
             access.append(postgresql.Grant(
                 f"{name}-usage-{role_key}", database=database.name, schema=schema.name, role=role.name,

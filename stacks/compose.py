@@ -200,6 +200,7 @@ def build(stack: str, config: StackConfig, platform: Platform,
                 connection_limit=service.connection_limit,
                 statement_timeout_ms=duration_ms(service.statement_timeout),
                 idle_in_transaction_timeout_ms=duration_ms(service.idle_in_transaction_timeout),
+                protect=config.protect_stateful,
             ),
         )
         deployment.databases[service.name] = database

@@ -44,6 +44,7 @@ class Registered:
     custom: bool
     provider: str
     dependencies: list[str] = field(default_factory=list)
+    deleted_with: str = ""
 
     def is_secret(self, path: str) -> bool:
         """Whether the input at `path` (or a value that contains it) was sent as a secret."""
@@ -72,6 +73,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             inputs=inputs, secret_paths=secrets, protect=meta.get("protect", False),
             retain_on_delete=meta.get("retain_on_delete", False), custom=bool(args.custom),
             provider=args.provider or "", dependencies=meta.get("dependencies", []),
+            deleted_with=meta.get("deleted_with", ""),
         ))
         outputs = dict(inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
@@ -119,6 +121,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "protect": bool(request.protect),
             "retain_on_delete": bool(request.retainOnDelete),
             "dependencies": list(request.dependencies),
+            "deleted_with": request.deletedWith,
         }
         response = super().RegisterResource(request)
         if not request.custom and request.type != "pulumi:pulumi:Stack":

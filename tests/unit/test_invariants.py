@@ -68,6 +68,8 @@ def test_prod_data_is_protected(path: str) -> None:
         assert statefulset.protect, f"{statefulset.urn} holds data and is not protected"
     for claim in outcome.mocks.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
         assert claim.protect and claim.retain_on_delete
+    databases = outcome.mocks.of_type("postgresql:index/database:Database")
+    assert databases and all(d.protect for d in databases), "dropping a database loses its data"
 
 
 def test_every_resource_belongs_to_a_component_or_the_stack(deployed: tuple[str, Run]) -> None:

@@ -94,6 +94,20 @@ def test_app_role_gets_dml_never_ddl(auth: Run) -> None:
     assert "CREATE" not in privileges and "TRUNCATE" not in privileges
 
 
+def test_contents_go_with_the_database_and_protection_follows_the_args(auth: Run) -> None:
+    database = auth.mocks.named("auth-database")
+    assert database.protect is False
+    inside = [r for r in auth.mocks.registered if r.typ in (GRANT, DEFAULT_PRIVILEGES, "postgresql:index/schema:Schema")]
+    assert len(inside) == 15
+    assert all(r.deleted_with == database.urn for r in inside)
+    roles = auth.mocks.of_type(ROLE)
+    assert all(r.deleted_with == "" for r in roles), "roles are cluster-wide: they are dropped on their own"
+    assert {r.urn for r in roles} <= set(database.dependencies), "the database goes before its roles"
+    protected = run(lambda: IsolatedDatabase("auth", IsolatedDatabaseArgs(server=server_connection(), service="auth",
+                                                                          protect=True)))
+    assert protected.mocks.named("auth-database").protect is True
+
+
 def test_every_child_is_parented_and_uses_the_server_provider(auth: Run) -> None:
     component = auth.mocks.named("auth", "pgfleet:postgres:IsolatedDatabase")
     children = list(auth.mocks.children_of(component.urn))

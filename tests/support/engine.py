@@ -1,0 +1,73 @@
+"""The real Pulumi engine through the Automation API: local file backend, passphrase secrets.
+
+A throwaway stack lives in a temporary work dir whose Pulumi.yaml points `main` back at this
+repository, so no stack file is ever written into the checkout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pulumi import automation as auto
+
+from .program import PROJECT, ROOT
+
+#: Where setup/toolchain.sh links the CLI, the language host and the plugins.
+TOOLCHAIN_BIN = Path(os.environ.get("PGFLEET_BIN_DIR", "/usr/local/bin"))
+
+
+def engine_env(state_dir: Path) -> dict[str, str]:
+    """The environment the engine runs with: offline, local state, a fresh passphrase."""
+    return {
+        "PATH": f"{TOOLCHAIN_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PULUMI_BACKEND_URL": f"file://{state_dir}",
+        "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+        "PULUMI_HOME": os.environ.get("PULUMI_HOME", str(Path.home() / ".pulumi")),
+    }
+
+
+def _work_dir(base: Path) -> Path:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project["main"] = os.path.relpath(ROOT, base)
+    (base / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    return base
+
+
+def config_values(config: Mapping[str, Any]) -> dict[str, auto.ConfigValue]:
+    """Stack config as the CLI stores it: objects as JSON strings, which the program parses."""
+    return {
+        f"{PROJECT}:{key}": auto.ConfigValue(value=value if isinstance(value, str) else json.dumps(value))
+        for key, value in config.items()
+    }
+
+
+@contextmanager
+def throwaway_stack(tmp: Path, name: str, config: Mapping[str, Any],
+                    secret_config: Mapping[str, str] | None = None) -> Iterator[auto.Stack]:
+    """A new stack with this config; destroyed and removed afterwards, whatever happened."""
+    state = tmp / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    work = _work_dir(tmp)
+    workspace = auto.LocalWorkspace(work_dir=str(work), env_vars=engine_env(state))
+    stack = auto.Stack.create(f"{name}-{secrets.token_hex(3)}", workspace)
+    values = config_values(config)
+    values |= {f"{PROJECT}:{k}": auto.ConfigValue(value=v, secret=True) for k, v in (secret_config or {}).items()}
+    stack.set_all_config(values)
+    try:
+        yield stack
+    finally:
+        try:
+            stack.destroy(on_output=lambda _: None)
+        finally:
+            workspace.remove_stack(stack.name, force=True)
+            shutil.rmtree(work / ".pulumi", ignore_errors=True)
