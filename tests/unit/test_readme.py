@@ -42,3 +42,10 @@ def test_pulumi_yaml_declares_every_plain_key_and_requires_only_services() -> No
     # declared secret needs an encrypted value in every stack: secrets are listed in a comment.
     assert {key for key, spec in declared.items() if "default" not in spec} == {"services"}
     assert all(f"#   {key}" in text for key in SECRET_KEYS)
+
+
+@pytest.mark.parametrize("path", ["Pulumi.dev.yaml", "Pulumi.prod.yaml"])
+def test_committed_stack_files_carry_no_machine_secrets_setup(path: str) -> None:
+    # A committed passphrase salt would make `pulumi up` fail on every other machine.
+    text = (ROOT / path).read_text()
+    assert "encryptionsalt" not in text and "secretsprovider" not in text and "encryptedkey" not in text
