@@ -104,28 +104,28 @@ class IsolatedDatabase(pulumi.ComponentResource):
         # one by one would fail (RESTRICT, rightly) and is pointless before DROP DATABASE.
         on_db = pulumi.ResourceOptions.merge(pg, pulumi.ResourceOptions(depends_on=[database], deleted_with=database))
 
-        # CONNECT on a new database is granted to PUBLIC even on PG15+: revoke it, then
-        # grant it back to this service's own login roles only.
-        access: list[pulumi.CustomResource] = []
-        revoke_public = postgresql.Grant(
-            f"{name}-revoke-public", database=database.name, role="public", object_type="database",
-            privileges=[], opts=on_db,
-        )
-        for role_key, role in (("migrator", migrator), ("app", app), ("readonly", readonly)):
-            access.append(postgresql.Grant(
-                f"{name}-connect-{role_key}", database=database.name, role=role.name, object_type="database",
-                privileges=["CONNECT"], opts=pulumi.ResourceOptions.merge(on_db, pulumi.ResourceOptions(depends_on=[revoke_public])),
-            ))
         schema = postgresql.Schema(
             f"{name}-schema", name=schema_name, database=database.name, owner=owner.name,
             drop_cascade=False, opts=on_db,
         )
-        on_schema = pulumi.ResourceOptions.merge(on_db, pulumi.ResourceOptions(depends_on=[schema]))
+        # Privilege changes run one at a time: concurrent GRANTs that touch one ACL (the
+        # database's, the schema's, a default-ACL row) fail with "tuple concurrently updated".
+        access: list[pulumi.CustomResource] = []
+
+        def in_turn(resource: type, resource_name: str, **props: object) -> None:
+            after = pulumi.ResourceOptions(depends_on=[access[-1] if access else schema])
+            access.append(resource(resource_name, opts=pulumi.ResourceOptions.merge(on_db, after), **props))
+
+        # CONNECT on a new database is granted to PUBLIC even on PG15+: revoke it, then
+        # grant it back to this service's own login roles only.
+        in_turn(postgresql.Grant, f"{name}-revoke-public", database=database.name, role="public",
+                object_type="database", privileges=[])
+        for role_key, role in (("migrator", migrator), ("app", app), ("readonly", readonly)):
+            in_turn(postgresql.Grant, f"{name}-connect-{role_key}", database=database.name, role=role.name,
+                    object_type="database", privileges=["CONNECT"])
         for role_key, role in (("app", app), ("readonly", readonly)):
-            access.append(postgresql.Grant(
-                f"{name}-usage-{role_key}", database=database.name, schema=schema.name, role=role.name,
-                object_type="schema", privileges=["USAGE"], opts=on_schema,
-            ))
+            in_turn(postgresql.Grant, f"{name}-usage-{role_key}", database=database.name, schema=schema.name,
+                    role=role.name, object_type="schema", privileges=["USAGE"])
         grants = {
             "app": (app, _APP_TABLE_PRIVILEGES, _APP_SEQUENCE_PRIVILEGES),
             "readonly": (readonly, ["SELECT"], ["SELECT"]),
@@ -136,11 +136,9 @@ class IsolatedDatabase(pulumi.ComponentResource):
                 # Without FOR ROLE they would only cover objects the admin creates; migrations
                 # create them as the migrator (or after SET ROLE to the owner).
                 for creator_key, creator in (("owner", owner), ("migrator", migrator)):
-                    access.append(postgresql.DefaultPrivileges(
-                        f"{name}-{role_key}-{object_type}s-by-{creator_key}", database=database.name,
-                        schema=schema.name, owner=creator.name, role=role.name, object_type=object_type,
-                        privileges=privileges, opts=on_schema,
-                    ))
+                    in_turn(postgresql.DefaultPrivileges, f"{name}-{role_key}-{object_type}s-by-{creator_key}",
+                            database=database.name, schema=schema.name, owner=creator.name, role=role.name,
+                            object_type=object_type, privileges=privileges)
 
         self.database_name = database.name
         self.schema_name = schema.name

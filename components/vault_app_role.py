@@ -88,7 +88,10 @@ class VaultAppRole(pulumi.ComponentResource):
             # out would read as a change (and a new secret_id) on every later preview.
             num_uses=args.secret_id_num_uses,
             ttl=args.secret_id_ttl_s,
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret_id"]),
+            # Each login spends one of num_uses; Vault reports the rest on refresh. Spending is
+            # not drift: replacing the secret_id would revoke the credential the service holds.
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret_id"],
+                                        ignore_changes=["num_uses"]),
         )
         self.secret_path = pulumi.Output.concat(secret.mount, "/data/", secret.name)
         self.policy_name = policy.name

@@ -45,6 +45,7 @@ class Registered:
     provider: str
     dependencies: list[str] = field(default_factory=list)
     deleted_with: str = ""
+    ignore_changes: list[str] = field(default_factory=list)
 
     def is_secret(self, path: str) -> bool:
         """Whether the input at `path` (or a value that contains it) was sent as a secret."""
@@ -74,6 +75,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             retain_on_delete=meta.get("retain_on_delete", False), custom=bool(args.custom),
             provider=args.provider or "", dependencies=meta.get("dependencies", []),
             deleted_with=meta.get("deleted_with", ""),
+            ignore_changes=meta.get("ignore_changes", []),
         ))
         outputs = dict(inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
@@ -122,6 +124,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "retain_on_delete": bool(request.retainOnDelete),
             "dependencies": list(request.dependencies),
             "deleted_with": request.deletedWith,
+            "ignore_changes": list(request.ignoreChanges),
         }
         response = super().RegisterResource(request)
         if not request.custom and request.type != "pulumi:pulumi:Stack":

@@ -143,3 +143,12 @@ def test_names_follow_the_args() -> None:
     assert outcome.mocks.named("movie-database").inputs["name"] == "movies_db"
     assert outcome.mocks.named("movie-schema").inputs["name"] == "catalog"
     assert outcome.mocks.named("movie-app").inputs["searchPaths"] == ["catalog"]
+
+
+def test_privilege_changes_on_one_database_run_one_at_a_time(auth: Run) -> None:
+    changes = auth.mocks.of_type(GRANT) + auth.mocks.of_type(DEFAULT_PRIVILEGES)
+    order = sorted(changes, key=auth.mocks.registered.index)
+    schema = auth.mocks.named("auth-schema")
+    assert schema.urn in order[0].dependencies
+    for before, after in zip(order, order[1:]):
+        assert before.urn in after.dependencies, f"{after.name} does not wait for {before.name}"

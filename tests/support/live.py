@@ -1,0 +1,169 @@
+"""A stack brought up for real, and the checks every live stack must pass."""
+from __future__ import annotations
+
+import copy
+import subprocess
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import hvac
+import psycopg
+import pytest
+from pulumi import automation as auto
+
+from stacks import outputs
+
+
+def isolated(config: dict[str, Any], prefix: str, port_offset: int) -> dict[str, Any]:
+    """The config on ports, container names and a network of its own, so it runs beside a
+    developer's stacks on one engine. Backups stay off until issue #6 makes them real."""
+    config = copy.deepcopy(config)
+
+    def shift(settings: dict[str, Any]) -> None:
+        for key in ("port", "read_port"):
+            if settings.get(key):
+                settings[key] += port_offset
+        for nested in ("pooler", "metrics"):
+            if settings.get(nested, {}).get("port"):
+                settings[nested]["port"] += port_offset
+
+    for server in config.get("servers", []):
+        shift(server)
+    for service in config["services"]:
+        if service.get("topology") == "dedicated":
+            shift(service.setdefault("dedicated", {}))
+    config.setdefault("vault", {})
+    config["vault"]["port"] = config["vault"].get("port", 8200) + port_offset
+    if config.get("redis", {}).get("enabled"):
+        config["redis"]["port"] = config["redis"].get("port", 6379) + port_offset
+    config["docker"] = {**config.get("docker", {}), "network": f"{prefix}net", "prefix": prefix}
+    config["backup"] = {**config.get("backup", {}), "enabled": False}
+    return config
+
+
+class Live:
+    """A live stack's outputs, with URLs rewritten to the 127.0.0.1 ports the host reaches."""
+
+    def __init__(self, stack: auto.Stack, result: auto.UpResult, prefix: str) -> None:
+        self.stack = stack
+        self.result = result
+        self.prefix = prefix
+        values = {k: v.value for k, v in result.outputs.items()}
+        self.services: dict[str, Any] = values[outputs.SERVICES]
+        self.urls: dict[str, Any] = values[outputs.CONNECTION_URLS]
+        self.secret_ids: dict[str, str] = values[outputs.VAULT_SECRET_IDS]
+        self.vault: dict[str, Any] = values[outputs.VAULT]
+        self.root_token: str = values[outputs.VAULT_ROOT_TOKEN]
+        self.servers: dict[str, Any] = values[outputs.SERVERS]
+        self.admin_passwords: dict[str, str] = values[outputs.SERVER_ADMIN_PASSWORDS]
+
+    def url(self, service: str, kind: str = "url") -> str:
+        """A service URL through its server's host port, in the libpq form psycopg takes."""
+        parts = urlsplit(self.urls[service][kind])
+        server = self.servers[self.services[service]["server"]]
+        read = kind.startswith("read") and parts.hostname == server["read_host"] != server["host"]
+        port = server["local_read_port"] if read else server["local_port"]
+        netloc = f"{parts.username}:{parts.password}@127.0.0.1:{port}"
+        return urlunsplit(("postgresql", netloc, parts.path, parts.query, ""))
+
+    def admin(self, service: str, database: str = "postgres") -> str:
+        name = self.services[service]["server"]
+        server = self.servers[name]
+        return f"postgresql://{server['admin_username']}:{self.admin_passwords[name]}@127.0.0.1:{server['local_port']}/{database}"
+
+    def vault_client(self, token: str | None = None) -> hvac.Client:
+        address = self.vault["address"]
+        return hvac.Client(url=address, token=token)
+
+    def containers(self) -> list[str]:
+        out = subprocess.run(["docker", "ps", "-a", "--filter", f"name=^{self.prefix}", "--format", "{{.Names}}"],
+                             capture_output=True, text=True, check=True).stdout
+        return sorted(line for line in out.splitlines() if line.strip())
+
+    def volumes(self) -> list[str]:
+        out = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"name=^{self.prefix}"],
+                             capture_output=True, text=True, check=True).stdout
+        return sorted(out.split())
+
+
+def connect(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, connect_timeout=10, autocommit=True)
+
+
+def check_apps_use_what_their_migrators_create(live: Live) -> None:
+    for service in live.services:
+        with connect(live.url(service, "migration_url")) as migrator:
+            migrator.execute("CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, label text NOT NULL)")
+        with connect(live.url(service)) as app:
+            app.execute("INSERT INTO items (label) VALUES (%s)", (f"{service}-row",))
+            assert (f"{service}-row",) in app.execute("SELECT label FROM items").fetchall()
+            app.execute("UPDATE items SET label = label WHERE true")
+            app.execute("DELETE FROM items WHERE label = 'none'")
+
+
+def check_no_service_reaches_another(live: Live) -> int:
+    """Every service's own credentials against every other service's database: all refused."""
+    attempts = 0
+    for service in live.services:
+        for other, info in live.services.items():
+            if other == service:
+                continue
+            port = live.servers[info["server"]]["local_port"]
+            parts = urlsplit(live.url(service))
+            target = parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{port}",
+                                    path=f"/{info['database']}")
+            with pytest.raises(psycopg.OperationalError,
+                               match="permission denied for database|password authentication failed"):
+                connect(urlunsplit(target)).close()
+            attempts += 1
+    n = len(live.services)
+    assert attempts == n * (n - 1)
+    return attempts
+
+
+def check_app_roles_are_least_privileged(live: Live) -> None:
+    for service in live.services:
+        with connect(live.url(service)) as app:
+            for statement in ("CREATE ROLE intruder", "CREATE DATABASE intruder", "CREATE TABLE intruder (id int)",
+                              "DROP TABLE items"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    app.execute(statement)
+
+
+def check_public_has_no_connect(live: Live) -> None:
+    for service, info in live.services.items():
+        with connect(live.admin(service)) as admin:
+            (allowed,) = admin.execute(
+                "SELECT has_database_privilege('public', %s, 'CONNECT')", (info["database"],)
+            ).fetchone()
+            assert allowed is False, service
+
+
+def check_approles_read_only_their_own_path(live: Live) -> None:
+    mount = live.vault["kv_mount"]
+    for service, info in live.services.items():
+        client = live.vault_client()
+        client.auth.approle.login(role_id=info["vault_role_id"], secret_id=live.secret_ids[service])
+        own = client.secrets.kv.v2.read_secret_version(path=service, mount_point=mount, raise_on_deleted_version=True)
+        assert own["data"]["data"]["DB_NAME"] == info["database"]
+        for other in live.services:
+            if other != service:
+                with pytest.raises(hvac.exceptions.Forbidden):
+                    client.secrets.kv.v2.read_secret_version(path=other, mount_point=mount,
+                                                             raise_on_deleted_version=True)
+
+
+def check_ports_on_loopback_only(live: Live, expected_ports: set[int]) -> None:
+    published = set()
+    for name in live.containers():
+        ports = subprocess.run(["docker", "port", name], capture_output=True, text=True, check=True).stdout
+        for line in ports.splitlines():
+            assert "-> 127.0.0.1:" in line, f"{name}: {line}"
+            published.add(int(line.rsplit(":", 1)[1]))
+    assert published == expected_ports
+
+
+def check_second_preview_is_empty(live: Live) -> None:
+    preview = live.stack.preview(on_output=print)
+    changes = {op: n for op, n in preview.change_summary.items() if op != auto.OpType.SAME and n}
+    assert not changes, changes
