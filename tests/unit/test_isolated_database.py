@@ -1,6 +1,8 @@
 """IsolatedDatabase alone: its roles, the isolation grants, and its secret URLs."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from components import DRIVER_SCHEMES, IsolatedDatabase, IsolatedDatabaseArgs
@@ -150,5 +152,5 @@ def test_privilege_changes_on_one_database_run_one_at_a_time(auth: Run) -> None:
     order = sorted(changes, key=auth.mocks.registered.index)
     schema = auth.mocks.named("auth-schema")
     assert schema.urn in order[0].dependencies
-    for before, after in zip(order, order[1:]):
+    for before, after in itertools.pairwise(order):
         assert before.urn in after.dependencies, f"{after.name} does not wait for {before.name}"
