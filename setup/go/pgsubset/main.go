@@ -368,21 +368,31 @@ func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumir
 	return &pulumirpc.CheckResponse{Inputs: out}, nil
 }
 
-func (s *server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	k, err := kindOf(req.Urn)
+// decodeChange reads what Diff and Update both start from: the resource kind, the old inputs
+// (or, for state written before inputs were recorded, the old outputs) and the new inputs.
+func decodeChange(urn string, oldInputs, olds, news *structpb.Struct) (*kind, props, props, error) {
+	k, err := kindOf(urn)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	olds, err := unmarshal(req.GetOldInputs())
+	old, err := unmarshal(oldInputs)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	if len(olds) == 0 {
-		if olds, err = unmarshal(req.Olds); err != nil {
-			return nil, err
+	if len(old) == 0 {
+		if old, err = unmarshal(olds); err != nil {
+			return nil, nil, nil, err
 		}
 	}
-	news, err := unmarshal(req.News)
+	updated, err := unmarshal(news)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return k, old, updated, nil
+}
+
+func (s *server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
+	k, olds, news, err := decodeChange(req.Urn, req.GetOldInputs(), req.Olds, req.News)
 	if err != nil {
 		return nil, err
 	}
@@ -449,20 +459,7 @@ func (s *server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc
 }
 
 func (s *server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
-	k, err := kindOf(req.Urn)
-	if err != nil {
-		return nil, err
-	}
-	olds, err := unmarshal(req.GetOldInputs())
-	if err != nil {
-		return nil, err
-	}
-	if len(olds) == 0 {
-		if olds, err = unmarshal(req.Olds); err != nil {
-			return nil, err
-		}
-	}
-	news, err := unmarshal(req.News)
+	k, olds, news, err := decodeChange(req.Urn, req.GetOldInputs(), req.Olds, req.News)
 	if err != nil {
 		return nil, err
 	}
