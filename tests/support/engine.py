@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,4 +69,3 @@ def throwaway_stack(tmp: Path, name: str, config: Mapping[str, Any],
             stack.destroy(on_output=lambda _: None)
         finally:
             workspace.remove_stack(stack.name, force=True)
-            shutil.rmtree(work / ".pulumi", ignore_errors=True)

@@ -353,19 +353,38 @@ func withDefaults(k *kind, in props) props {
 }
 
 func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	k, err := kindOf(req.Urn)
+	_, news, err := newInputs(req.Urn, req.News)
 	if err != nil {
 		return nil, err
 	}
-	news, err := unmarshal(req.News)
-	if err != nil {
-		return nil, err
-	}
-	out, err := marshal(withDefaults(k, news))
+	out, err := marshal(news)
 	if err != nil {
 		return nil, err
 	}
 	return &pulumirpc.CheckResponse{Inputs: out}, nil
+}
+
+// previousInputs decodes a resource's recorded inputs, or its recorded outputs where state
+// written before inputs were recorded has none.
+func previousInputs(inputs, outputs *structpb.Struct) (props, error) {
+	old, err := unmarshal(inputs)
+	if err != nil || len(old) > 0 {
+		return old, err
+	}
+	return unmarshal(outputs)
+}
+
+// newInputs reads what Check and Create both start from: the kind and its inputs with defaults.
+func newInputs(urn string, inputs *structpb.Struct) (*kind, props, error) {
+	k, err := kindOf(urn)
+	if err != nil {
+		return nil, nil, err
+	}
+	in, err := unmarshal(inputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, withDefaults(k, in), nil
 }
 
 // decodeChange reads what Diff and Update both start from: the resource kind, the old inputs
@@ -375,14 +394,9 @@ func decodeChange(urn string, oldInputs, olds, news *structpb.Struct) (*kind, pr
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	old, err := unmarshal(oldInputs)
+	old, err := previousInputs(oldInputs, olds)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	if len(old) == 0 {
-		if old, err = unmarshal(olds); err != nil {
-			return nil, nil, nil, err
-		}
 	}
 	updated, err := unmarshal(news)
 	if err != nil {
@@ -429,15 +443,10 @@ func secretPassword(p props) props {
 }
 
 func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
-	k, err := kindOf(req.Urn)
+	k, in, err := newInputs(req.Urn, req.Properties)
 	if err != nil {
 		return nil, err
 	}
-	in, err := unmarshal(req.Properties)
-	if err != nil {
-		return nil, err
-	}
-	in = withDefaults(k, in)
 	if req.Preview || hasUnknowns(in) {
 		out, err := marshal(secretPassword(in))
 		return &pulumirpc.CreateResponse{Properties: out}, err
@@ -483,14 +492,9 @@ func (s *server) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emp
 	if err != nil {
 		return nil, err
 	}
-	olds, err := unmarshal(req.GetOldInputs())
+	olds, err := previousInputs(req.GetOldInputs(), req.Properties)
 	if err != nil {
 		return nil, err
-	}
-	if len(olds) == 0 {
-		if olds, err = unmarshal(req.Properties); err != nil {
-			return nil, err
-		}
 	}
 	return &emptypb.Empty{}, k.remove(ctx, s.config(), req.Id, olds)
 }
