@@ -1,6 +1,7 @@
 """BackupBucket: where a server's backups go, and the policy that governs them."""
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -8,11 +9,11 @@ from typing import Literal
 import pulumi
 
 from ._passwords import generated_password
-from .platform import JobSpec, Platform, StorageRef
+from .platform import DataMount, JobSpec, Platform, RunningProcess, StorageRef
 
 #: Where the repository is mounted in the server and backup containers.
 REPOSITORY_PATH = "/var/lib/pgfleet/backups"
-#: The command in the backup image that runs one backup kind (see images/ and issue #6).
+#: The command in the server image that takes and restores backups (setup/images/postgres/).
 BACKUP_COMMAND = "pgfleet-backup"
 
 
@@ -122,7 +123,7 @@ class BackupBucket(pulumi.ComponentResource):
                     secrets[key] = value
         return secrets
 
-    def wiring(self, stanza: str) -> BackupWiring:
+    def wiring(self, stanza: str, pgdata: str) -> BackupWiring:
         """Server settings and environment that archive `stanza`'s WAL into this bucket."""
         settings: dict[str, str] = {}
         if self.args.wal_archiving:
@@ -133,7 +134,7 @@ class BackupBucket(pulumi.ComponentResource):
                 "archive_timeout": str(self.args.archive_timeout_s),
             }
         mounts = ((self.storage, REPOSITORY_PATH),) if self.storage else ()
-        env = {**self._repository_env(), "PGBACKREST_STANZA": stanza}
+        env = {**self._repository_env(), "PGBACKREST_STANZA": stanza, "PGBACKREST_PG1_PATH": pgdata}
         return BackupWiring(settings=settings, env=env, secret_env=self._secret_env(), mounts=mounts)
 
     def jobs(
@@ -141,35 +142,51 @@ class BackupBucket(pulumi.ComponentResource):
         name: str,
         server: str,
         image: str,
-        host: pulumi.Input[str],
+        primary: RunningProcess,
+        pgdata: str,
         admin_username: str,
         admin_password: pulumi.Input[str],
         databases: Sequence[str],
     ) -> list[JobSpec]:
-        """The scheduled backups of one server: base backups (PITR) and per-database dumps."""
-        wiring = self.wiring(server)
+        """The scheduled backups of one server: base backups (PITR) and per-database dumps.
+
+        The base-backup job mounts the primary's data volume, because pgBackRest copies PGDATA
+        from the file system; it creates the stanza and a first full backup when deployed, so
+        WAL is archived and a restore point exists from the start. Both jobs hold everything
+        a restore needs (`pgfleet-backup restore-dump|restore-pitr`).
+        """
+        wiring = self.wiring(server, pgdata)
         env = {
             **wiring.env,
-            "PGHOST": host,
-            "PGPORT": "5432",
+            "PGHOST": primary.host,
+            "PGPORT": str(primary.ports["postgres"]),
             "PGUSER": admin_username,
-            "PGFLEET_SERVER": server,
             "PGFLEET_DATABASES": " ".join(databases),
+            "PGBACKREST_START_FAST": "y",  # checkpoint now rather than wait for the next one
+            "PGBACKREST_COMPRESS_TYPE": "zst",
         }
         secret_env = {**wiring.secret_env, "PGPASSWORD": admin_password}
-        schedules = {"dump": self.args.dump_schedule}
+        jobs = [JobSpec(
+            name=f"{name}-dump",
+            server=server,
+            image=image,
+            schedule=self.args.dump_schedule,
+            command=[BACKUP_COMMAND, "dump"],
+            env=env,
+            secret_env=secret_env,
+            mounts=wiring.mounts,
+        )]
         if self.args.wal_archiving:
-            schedules["base"] = self.args.base_backup_schedule
-        return [
-            JobSpec(
-                name=f"{name}-{kind}",
+            jobs.append(JobSpec(
+                name=f"{name}-base",
                 server=server,
                 image=image,
-                schedule=schedule,
-                command=[BACKUP_COMMAND, kind],
+                schedule=self.args.base_backup_schedule,
+                command=[BACKUP_COMMAND, "base", "full"],
                 env=env,
                 secret_env=secret_env,
                 mounts=wiring.mounts,
-            )
-            for kind, schedule in schedules.items()
-        ]
+                data=DataMount(primary, posixpath.dirname(pgdata)),
+                at_start=[BACKUP_COMMAND, "init"],
+            ))
+        return jobs

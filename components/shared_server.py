@@ -143,7 +143,7 @@ class SharedServer(pulumi.ComponentResource):
         }
         if args.extensions:
             settings["shared_preload_libraries"] = ",".join(args.extensions)
-        wiring = args.backup.wiring(host) if args.backup else None
+        wiring = args.backup.wiring(host, PGDATA) if args.backup else None
         if wiring:
             settings |= wiring.settings
         settings |= dict(args.settings)
@@ -201,7 +201,8 @@ class SharedServer(pulumi.ComponentResource):
             self._exporter(name, args, primary, admin, child)
         if args.backup:
             for job in args.backup.jobs(
-                host, host, args.backup_image or args.image, primary.host, args.admin_username, self.admin_password, args.databases
+                host, host, args.backup_image or args.image, primary, PGDATA,
+                args.admin_username, self.admin_password, args.databases,
             ):
                 platform.schedule(job, pulumi.ResourceOptions(parent=self, depends_on=list(primary.resources)))
 

@@ -6,6 +6,7 @@ does not import either provider SDK; import the one you need.
 from .base import (
     ADMIN_LABEL,
     SERVER_LABEL,
+    DataMount,
     DataVolume,
     HealthCheck,
     JobSpec,
@@ -18,6 +19,6 @@ from .base import (
 )
 
 __all__ = [
-    "ADMIN_LABEL", "SERVER_LABEL", "DataVolume", "HealthCheck", "JobSpec", "Platform", "PortSpec",
+    "ADMIN_LABEL", "SERVER_LABEL", "DataMount", "DataVolume", "HealthCheck", "JobSpec", "Platform", "PortSpec",
     "ProcessSpec", "RunningProcess", "StorageRef", "dns_name",
 ]

@@ -92,20 +92,6 @@ class ProcessSpec:
 
 
 @dataclass
-class JobSpec:
-    """A scheduled command (backups): a CronJob, or a cron container on Docker."""
-
-    name: str
-    server: str
-    image: str
-    schedule: str
-    command: Sequence[pulumi.Input[str]]
-    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    mounts: Sequence[tuple[StorageRef, str]] = ()
-
-
-@dataclass
 class RunningProcess:
     """Where a process can be reached, once its platform reports it healthy."""
 
@@ -117,6 +103,37 @@ class RunningProcess:
     """Address the Pulumi program dials; resolves only after the process is healthy."""
     admin_ports: Mapping[str, int]
     resources: Sequence[pulumi.Resource]
+    data: StorageRef | None = None
+    """The first instance's data volume (a named volume; the StatefulSet's PVC of pod 0)."""
+    selector: Mapping[str, str] = field(default_factory=dict)
+    """Labels of its containers or pods."""
+
+
+@dataclass(frozen=True)
+class DataMount:
+    """A process's data volume mounted into a job beside it: pgBackRest reads (and on restore
+    writes) PGDATA where the server keeps it. Kubernetes runs the job on the process's node."""
+
+    process: RunningProcess
+    mount_path: str
+
+
+@dataclass
+class JobSpec:
+    """A scheduled command (backups): a CronJob, or a cron container on Docker."""
+
+    name: str
+    server: str
+    image: str
+    schedule: str
+    command: Sequence[pulumi.Input[str]]
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    mounts: Sequence[tuple[StorageRef, str]] = ()
+    data: DataMount | None = None
+    at_start: Sequence[str] | None = None
+    """Run once when the job is created, and the deployment waits for it (Docker: before cron
+    starts; Kubernetes: a Job beside the CronJob). A failure fails `pulumi up`."""
 
 
 class Platform(Protocol):

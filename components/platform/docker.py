@@ -10,6 +10,10 @@ import pulumi_docker as docker
 
 from .base import JobSpec, ProcessSpec, RunningProcess, StorageRef, labels
 
+#: A job container's environment, for cron's jobs and for `docker exec` (restores).
+JOB_ENV = "/etc/pgfleet/job.env"
+JOB_READY = "/run/pgfleet-job-ready"
+
 
 @dataclass(frozen=True)
 class DockerSettings:
@@ -114,12 +118,14 @@ class DockerPlatform:
 
     def run(self, spec: ProcessSpec, opts: pulumi.ResourceOptions) -> RunningProcess:
         containers: list[docker.Container] = []
+        data: StorageRef | None = None
         for index in range(spec.instances):
             name = spec.name if spec.instances == 1 else f"{spec.name}-{index}"
             volumes = [docker.ContainerVolumeArgs(volume_name=ref.claim, container_path=path) for ref, path in spec.mounts]
             if spec.data is not None:
                 volume = self._volume(f"{name}-data", spec.data.retain, opts)
                 volumes.insert(0, docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec.data.mount_path))
+                data = data or StorageRef(name=f"{name}-data", claim=volume.name, resource=volume)
             # Only the first instance publishes host ports: two cannot bind the same one.
             containers.append(self._container(name, spec, volumes, opts, publish=index == 0))
         first = containers[0]
@@ -132,6 +138,8 @@ class DockerPlatform:
             admin_host=first.id.apply(lambda _: self.settings.bind_address) if published else None,
             admin_ports=published,
             resources=containers,
+            data=data,
+            selector=labels(spec.name, spec.role, spec.server),
         )
 
     def schedule(self, job: JobSpec, opts: pulumi.ResourceOptions) -> pulumi.Resource:
@@ -144,23 +152,38 @@ class DockerPlatform:
         ])
         command = pulumi.Output.all(*job.command).apply(lambda parts: shlex.join(parts))
         crontab = command.apply(
-            lambda cmd: f"{job.schedule} root . /etc/pgfleet/job.env && {cmd} >> /proc/1/fd/1 2>&1\n"
+            lambda cmd: f"{job.schedule} root . {JOB_ENV} && {cmd} >> /proc/1/fd/1 2>&1\n"
         )
+        # The start command runs before cron; the container turns healthy once it succeeded,
+        # and `wait` makes the deployment fail if it does not.
+        start = f". {JOB_ENV} && {shlex.join(job.at_start)} && touch {JOB_READY} && " if job.at_start else ""
+        volumes = [docker.ContainerVolumeArgs(volume_name=ref.claim, container_path=path) for ref, path in job.mounts]
+        if job.data is not None and job.data.process.data is not None:
+            volumes.insert(0, docker.ContainerVolumeArgs(
+                volume_name=job.data.process.data.claim, container_path=job.data.mount_path))
         return docker.Container(
             job.name,
             name=f"{self.settings.prefix}{job.name}",
             image=job.image,
-            entrypoints=["cron", "-f"],
+            entrypoints=["sh", "-c", f"{start}exec cron -f"],
             restart="unless-stopped",
             must_run=True,
             labels=_docker_labels({**labels(job.name, "backup", job.server), **self.settings.extra_labels}),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.network.name)],
-            volumes=[docker.ContainerVolumeArgs(volume_name=ref.claim, container_path=path) for ref, path in job.mounts]
-            or None,
+            volumes=volumes or None,
+            # Without a start command there is nothing to report; the image's own check (a
+            # server's) would only mark the job unhealthy.
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", "test", "-f", JOB_READY], interval="2s", timeout="2s", retries=3, start_period="600s",
+            )
+            if job.at_start
+            else docker.ContainerHealthcheckArgs(tests=["NONE"]),
+            wait=bool(job.at_start),
+            wait_timeout=900 if job.at_start else None,
             uploads=[
                 docker.ContainerUploadArgs(file="/etc/cron.d/pgfleet", content=crontab),
                 docker.ContainerUploadArgs(
-                    file="/etc/pgfleet/job.env", content=pulumi.Output.secret(env_file.apply("\n".join))
+                    file=JOB_ENV, content=pulumi.Output.secret(env_file.apply("\n".join))
                 ),
             ],
             opts=_replace_in_place(opts),

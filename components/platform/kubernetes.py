@@ -210,6 +210,10 @@ class KubernetesPlatform:
             admin_host=admin_host,
             admin_ports=admin_ports,
             resources=[statefulset, service],
+            # volumeClaimTemplates name each pod's claim <template>-<statefulset>-<ordinal>
+            data=StorageRef(name="data", claim=pulumi.Output.concat("data-", statefulset.metadata.name, "-0"),
+                            resource=statefulset) if spec.data is not None else None,
+            selector=selector,
         )
 
     def schedule(self, job: JobSpec, opts: pulumi.ResourceOptions) -> pulumi.Resource:
@@ -221,11 +225,44 @@ class KubernetesPlatform:
                 {"name": k, "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": k}}}
                 for k in sorted(job.secret_env)
             ]
-        volumes = [
-            {"name": f"storage-{i}", "persistent_volume_claim": {"claim_name": ref.claim}}
-            for i, (ref, _) in enumerate(job.mounts)
-        ]
-        mounts = [{"name": f"storage-{i}", "mount_path": path} for i, (_, path) in enumerate(job.mounts)]
+        claims = list(job.mounts)
+        affinity = None
+        if job.data is not None and job.data.process.data is not None:
+            claims.insert(0, (job.data.process.data, job.data.mount_path))
+            # The server's volume is ReadWriteOnce: the job must run on the node that has it.
+            affinity = {"pod_affinity": {"required_during_scheduling_ignored_during_execution": [{
+                "label_selector": {"match_labels": dict(job.data.process.selector)},
+                "topology_key": "kubernetes.io/hostname",
+            }]}}
+
+        def pod(command: list[pulumi.Input[str]], restart: str) -> dict[str, Any]:
+            return {
+                "metadata": {"labels": job_labels},
+                # Starts as root: pgfleet-backup takes the repository's ownership, then runs as postgres.
+                "spec": {
+                    "restart_policy": restart,
+                    "affinity": affinity,
+                    "containers": [{
+                        "name": "backup",
+                        "image": job.image,
+                        "command": command,
+                        "env": env or None,
+                        "volume_mounts": [{"name": f"storage-{i}", "mount_path": path}
+                                          for i, (_, path) in enumerate(claims)] or None,
+                    }],
+                    "volumes": [{"name": f"storage-{i}", "persistent_volume_claim": {"claim_name": ref.claim}}
+                                for i, (ref, _) in enumerate(claims)] or None,
+                },
+            }
+
+        if job.at_start:
+            # Pulumi waits for a Job to complete, so a failed first run fails the deployment.
+            k8s.batch.v1.Job(
+                f"{job.name}-init",
+                metadata=self._meta(f"{job.name}-init", job_labels),
+                spec={"backoff_limit": 2, "template": pod(list(job.at_start), "Never")},
+                opts=opts,
+            )
         return k8s.batch.v1.CronJob(
             f"{job.name}-cronjob",
             metadata=self._meta(job.name, job_labels),
@@ -235,25 +272,7 @@ class KubernetesPlatform:
                 "concurrency_policy": "Forbid",
                 "successful_jobs_history_limit": 3,
                 "failed_jobs_history_limit": 3,
-                "job_template": {
-                    "spec": {
-                        "backoff_limit": 2,
-                        "template": {
-                            "metadata": {"labels": job_labels},
-                            "spec": {
-                                "restart_policy": "OnFailure",
-                                "containers": [{
-                                    "name": "backup",
-                                    "image": job.image,
-                                    "command": list(job.command),
-                                    "env": env or None,
-                                    "volume_mounts": mounts or None,
-                                }],
-                                "volumes": volumes or None,
-                            },
-                        },
-                    }
-                },
+                "job_template": {"spec": {"backoff_limit": 2, "template": pod(list(job.command), "OnFailure")}},
             },
             opts=opts,
         )

@@ -1,19 +1,31 @@
 """BackupBucket alone: the repository, retention, encryption and the WAL settings it hands out."""
 from __future__ import annotations
 
+import pulumi
 import pytest
 
 from components import BackupBucket, BackupBucketArgs
+from components.platform import DataVolume, PortSpec, ProcessSpec
 from components.backup_bucket import REPOSITORY_PATH
 from tests.support.platforms import make_platform
 from tests.support.program import Run, run
 
 
+PGDATA = "/var/lib/postgresql/data/pgdata"
+
+
 def build(kind: str = "docker", **options) -> Run:
     def program() -> tuple:
-        bucket = BackupBucket("bk", BackupBucketArgs(platform=make_platform(kind), **options))
-        jobs = bucket.jobs("main", "main", "backup:1", "main", "postgres", "admin-pw", ["a_db", "b_db"])
-        return bucket, bucket.wiring("main"), jobs
+        platform = make_platform(kind)
+        bucket = BackupBucket("bk", BackupBucketArgs(platform=platform, **options))
+        primary = platform.run(
+            ProcessSpec(name="main", role="postgres", server="main", image="pg:15",
+                        ports=[PortSpec("postgres", 5432, 5432)],
+                        data=DataVolume("/var/lib/postgresql/data", "1Gi", retain=False)),
+            pulumi.ResourceOptions(),
+        )
+        jobs = bucket.jobs("main", "main", "backup:1", primary, PGDATA, "postgres", "admin-pw", ["a_db", "b_db"])
+        return bucket, bucket.wiring("main", PGDATA), jobs
 
     return run(program, lambda r: {"repository": r[0].repository,
                                    **({"passphrase": r[0].passphrase} if r[0].passphrase is not None else {})})
@@ -71,7 +83,18 @@ def test_jobs_dump_each_database_and_take_base_backups() -> None:
     dump, base = jobs
     assert (dump.name, dump.schedule, list(dump.command)) == ("main-dump", "0 0 * * *", ["pgfleet-backup", "dump"])
     assert dump.env["PGFLEET_DATABASES"] == "a_db b_db"
-    assert (base.name, base.schedule, list(base.command)) == ("main-base", "0 1 * * 0", ["pgfleet-backup", "base"])
+    assert (base.name, base.schedule, list(base.command)) == ("main-base", "0 1 * * 0", ["pgfleet-backup", "base", "full"])
+
+
+def test_base_backups_read_the_primarys_data_and_start_with_a_full_backup() -> None:
+    _, wiring, (dump, base) = build().result
+    # pgBackRest copies PGDATA from the file system: the job mounts the server's own volume
+    assert base.data is not None and base.data.mount_path == "/var/lib/postgresql/data"
+    assert base.data.process.name == "main" and base.data.process.data is not None
+    assert base.env["PGBACKREST_PG1_PATH"] == wiring.env["PGBACKREST_PG1_PATH"] == PGDATA
+    assert list(base.at_start or ()) == ["pgfleet-backup", "init"]
+    # dumps go over the network only
+    assert dump.data is None and dump.at_start is None
 
 
 def test_without_wal_archiving_only_dumps() -> None:

@@ -55,7 +55,7 @@ def test_dev_read_host_is_the_replica_and_pooler_is_used(dev: Run) -> None:
 def test_dev_runs_everything_as_containers_on_one_network(dev: Run) -> None:
     containers = {c.inputs["name"] for c in dev.mocks.of_type("docker:index/container:Container")}
     assert {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "pgfleet-vault",
-            "pgfleet-redis"} == containers, "backups are off in the shipped dev config until issue #6"
+            "pgfleet-redis", "shared-dump", "shared-base", "payments-dump", "payments-base"} == containers
     network = dev.mocks.named("pgfleet-network").inputs["name"]
     for container in dev.mocks.of_type("docker:index/container:Container"):
         assert [n["name"] for n in container.inputs["networksAdvanced"]] == [network]
@@ -130,6 +130,34 @@ def test_prod_backups_are_cronjobs_to_s3(prod: Run) -> None:
     assert env["PGBACKREST_REPO1_TYPE"]["value"] == "s3"
     assert "secretKeyRef" in env["PGBACKREST_REPO1_S3_KEY_SECRET"]["valueFrom"]
     assert not prod.mocks.of_type("kubernetes:core/v1:PersistentVolumeClaim")
+
+
+def test_dev_base_backups_share_the_servers_volumes_and_gate_the_deployment(dev: Run) -> None:
+    base = dev.mocks.named("shared-base", "docker:index/container:Container").inputs
+    mounts = {v["containerPath"]: v["volumeName"] for v in base["volumes"]}
+    assert mounts == {"/var/lib/postgresql/data": "shared-data", "/var/lib/pgfleet/backups": "pgfleet-backup-repository"}
+    # stanza and first full backup before cron; `pulumi up` waits until that succeeded
+    assert base["entrypoints"][:2] == ["sh", "-c"] and "pgfleet-backup init" in base["entrypoints"][2]
+    assert base["wait"] is True and base["healthcheck"]["tests"] == ["CMD", "test", "-f", "/run/pgfleet-job-ready"]
+    crontab = {u["file"]: u["content"] for u in base["uploads"]}["/etc/cron.d/pgfleet"]
+    assert crontab.startswith("0 1 * * 0 root . /etc/pgfleet/job.env && pgfleet-backup base full")
+    primary = dev.mocks.named("shared", "docker:index/container:Container").inputs
+    assert "archive_command=pgbackrest --stanza=shared archive-push %p" in primary["command"]
+    assert {v["containerPath"]: v["volumeName"] for v in primary["volumes"]}["/var/lib/pgfleet/backups"] == \
+        "pgfleet-backup-repository"
+
+
+def test_prod_base_backups_run_beside_the_primary(prod: Run) -> None:
+    cron = prod.mocks.named("shared-base-cronjob").inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in cron["volumes"]]
+    assert claims == ["data-shared-0"]  # the primary's own PVC; the repository is S3
+    term = cron["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "shared"
+    init = prod.mocks.named("shared-base-init", "kubernetes:batch/v1:Job").inputs["spec"]["template"]["spec"]
+    assert init["containers"][0]["command"] == ["pgfleet-backup", "init"] and init["affinity"] == cron["affinity"]
+    dump = prod.mocks.named("shared-dump-cronjob").inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert "affinity" not in dump and "volumes" not in dump
 
 
 def test_prod_uses_the_external_vault_and_delivers_secret_ids_as_secrets(prod: Run) -> None:

@@ -36,6 +36,11 @@ if [ "$(id -u)" = 0 ]; then
   # a fresh bind mount may hold files owned by root
   find "$PGDATA" \! -user postgres -exec chown postgres:postgres '{}' + 2>/dev/null || true
   chmod 3777 /var/run/postgresql
+  # a new repository volume for archive_command (pgBackRest, posix) is created by root
+  if [ "${PGBACKREST_REPO1_TYPE:-}" = posix ] && [ -n "${PGBACKREST_REPO1_PATH:-}" ]; then
+    mkdir -p "$PGBACKREST_REPO1_PATH"
+    chown postgres:postgres "$PGBACKREST_REPO1_PATH" "$(dirname "$PGBACKREST_REPO1_PATH")"
+  fi
   exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
 fi
 

@@ -1,0 +1,1 @@
+"""Day-two operations on a deployed stack: restores from its backups (`pgfleet-restore`)."""
