@@ -7,7 +7,7 @@
 # Usage: setup/toolchain.sh            (everything)
 #        PGFLEET_ONLY=pulumi,providers setup/toolchain.sh
 #        PGFLEET_SKIP=images setup/toolchain.sh
-# Steps: pulumi langhost providers vaultserver docker images
+# Steps: pulumi langhost providers vaultserver versitygw docker images
 # Exit status: 0 when every step is ok/cached or UNAVAILABLE (the module proxy refuses a module
 # version: reported, not fatal); 1 when a step failed for another reason.
 set -euo pipefail
@@ -403,6 +403,30 @@ EOF
 
 
 # ---------------------------------------------------------------------------------------------
+# 4b. S3-compatible object store: versitygw (posix backend), for pgBackRest S3 repositories.
+# Not linked into BIN_DIR: it runs inside pgfleet/versitygw (step_versitygw_image).
+step_versitygw() {
+  local v="$VERSITYGW_VERSION" out="$CACHE/bin/versitygw/$VERSITYGW_VERSION"
+  if [ -x "$out/versitygw" ]; then echo "cached|$out/versitygw"; return 0; fi
+  local b="$CACHE/build/versitygw-$v"
+  mkdir -p "$b" "$out"
+  cat >"$b/go.mod" <<EOF
+module pgfleet.local/build/versitygw
+
+go 1.26
+
+require github.com/versity/versitygw $v
+EOF
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/versity/versitygw/cmd/versitygw"\n' >"$b/tools.go"
+  log "building versitygw $v (log $LOGS/versitygw.log)"
+  (cd "$b" && go mod tidy && $NICE go build -trimpath \
+    -ldflags "-s -w -X main.Version=$v -X main.Build=pgfleet" \
+    -o "$out/versitygw.tmp" github.com/versity/versitygw/cmd/versitygw) >&2
+  mv "$out/versitygw.tmp" "$out/versitygw"
+  echo "built|$out/versitygw"
+}
+
+# ---------------------------------------------------------------------------------------------
 # 5. Docker engine
 step_docker() {
   local status=running
@@ -489,6 +513,16 @@ step_openbao_image() {
   build_image openbao "$PGFLEET_OPENBAO_IMAGE" "$srv"
 }
 
+step_versitygw_image() {
+  local bin="$CACHE/bin/versitygw/$VERSITYGW_VERSION/versitygw"
+  [ -x "$bin" ] || { echo "no versitygw binary built (step versitygw)" >&2; return 1; }
+  local srv="$CACHE/build/versitygw-image/server"
+  rm -rf "$srv"; mkdir -p "$srv"
+  ln -f "$bin" "$srv/versitygw"
+  IMAGE_BUILD_ARGS=(--build-arg "VERSITYGW_VERSION=$VERSITYGW_VERSION")
+  build_image versitygw "$PGFLEET_VERSITYGW_IMAGE" "$srv"
+}
+
 # ---------------------------------------------------------------------------------------------
 if [ "${1:-}" = __step ]; then
   shift
@@ -520,6 +554,7 @@ if want providers; then
     step_provider_kubernetes
 fi
 if want vaultserver; then run_step "vault-API server" "$LOGS/vaultserver.log" step_vaultserver; fi
+if want versitygw; then run_step "versitygw $VERSITYGW_VERSION" "$LOGS/versitygw.log" step_versitygw; fi
 if want images; then
   if docker info >/dev/null 2>&1; then
     run_step "image $PGFLEET_BASE_IMAGE" "$LOGS/image-base.log" step_base_image
@@ -528,6 +563,7 @@ if want images; then
     run_step "image $PGFLEET_EXPORTER_IMAGE" "$LOGS/image-postgres-exporter.log" build_image postgres-exporter "$PGFLEET_EXPORTER_IMAGE"
     run_step "image $PGFLEET_REDIS_IMAGE" "$LOGS/image-redis.log" build_image redis "$PGFLEET_REDIS_IMAGE"
     run_step "image $PGFLEET_OPENBAO_IMAGE" "$LOGS/image-openbao.log" step_openbao_image
+    run_step "image $PGFLEET_VERSITYGW_IMAGE" "$LOGS/image-versitygw.log" step_versitygw_image
   else
     record "images" FAILED 0 "docker engine not answering"
     FAILED=1

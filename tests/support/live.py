@@ -16,7 +16,7 @@ from stacks import outputs
 
 def isolated(config: dict[str, Any], prefix: str, port_offset: int) -> dict[str, Any]:
     """The config on ports, container names and a network of its own, so it runs beside a
-    developer's stacks on one engine. Backups stay off until issue #6 makes them real."""
+    developer's stacks on one engine (backups included: their volume takes the prefix too)."""
     config = copy.deepcopy(config)
 
     def shift(settings: dict[str, Any]) -> None:
@@ -37,7 +37,6 @@ def isolated(config: dict[str, Any], prefix: str, port_offset: int) -> dict[str,
     if config.get("redis", {}).get("enabled"):
         config["redis"]["port"] = config["redis"].get("port", 6379) + port_offset
     config["docker"] = {**config.get("docker", {}), "network": f"{prefix}net", "prefix": prefix}
-    config["backup"] = {**config.get("backup", {}), "enabled": False}
     return config
 
 

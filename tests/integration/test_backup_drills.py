@@ -1,0 +1,205 @@
+"""Restore drills on a live dev stack: what `pgfleet-restore` brings back, and how it fails.
+
+One stack, drills in order: point-in-time recovery of a whole server, one service restored from
+its dump beside untouched neighbours, retention with the clock moved past the policy, then
+damaged and missing backups (which must fail loudly and leave the live data as it was).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.support.engine import throwaway_stack
+from tests.support.live import Live, connect, isolated
+from tests.support.program import ROOT, stack_config
+
+PREFIX = "pgfleet-dr-"
+CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=21000)
+BASE_JOB, DUMP_JOB, PRIMARY = f"{PREFIX}shared-base", f"{PREFIX}shared-dump", f"{PREFIX}shared"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with throwaway_stack(tmp_path_factory.mktemp("drills"), "it-drills", CONFIG) as stack:
+        live = Live(stack, stack.up(on_output=print), PREFIX)
+        for service in ("orders", "catalog", "auth"):
+            with connect(live.url(service, "migration_url")) as migrator:
+                migrator.execute("CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL)")
+        yield live
+
+
+def restore(*args: str) -> subprocess.CompletedProcess[str]:
+    """The user's command, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "operations.restore", "--prefix", PREFIX, *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+def backup(container: str, *args: str, clock: str | None = None) -> str:
+    """pgfleet-backup in a job container, optionally under a moved clock (libfaketime)."""
+    command = ["pgfleet-backup", *args]
+    if clock:
+        command = ["faketime", "-f", clock, *command]
+    result = subprocess.run(["docker", "exec", container, *command], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def in_job(container: str, script: str) -> str:
+    """A shell script as postgres in a job container, with the job's settings."""
+    result = subprocess.run(["docker", "exec", "-u", "postgres", container, "sh", "-c", f". /etc/pgfleet/job.env && {script}"],
+                            capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+def rows(live: Live, service: str) -> list[int]:
+    with connect(live.url(service)) as app:
+        return [r[0] for r in app.execute("SELECT id FROM items ORDER BY id").fetchall()]
+
+
+def write(live: Live, service: str, *ids: int) -> None:
+    with connect(live.url(service)) as app:
+        for i in ids:
+            app.execute("INSERT INTO items VALUES (%s, %s)", (i, f"{service}-{i}"))
+
+
+def server_now(live: Live) -> str:
+    with connect(live.admin("orders")) as admin:
+        return admin.execute("SELECT clock_timestamp()::text").fetchone()[0]
+
+
+def started_at(container: str) -> str:
+    return subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", container],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def backup_labels() -> list[str]:
+    info = json.loads(in_job(BASE_JOB, "pgbackrest info --output=json"))
+    return [b["label"] for b in info[0]["backup"]]
+
+
+def dumps_of(database: str) -> list[str]:
+    return in_job(DUMP_JOB, f"pgbackrest repo-ls --repo1-cipher-type=none --filter='dump(.enc)?$' dumps/shared/{database}").split()
+
+
+def test_deploy_archives_wal_and_takes_a_first_full_backup(live: Live) -> None:
+    assert len(backup_labels()) == 1 and backup_labels()[0].endswith("F")
+    with connect(live.admin("orders")) as admin:
+        admin.execute("SELECT pg_switch_wal()")
+        # Segments finished before the job created the stanza fail once and are retried.
+        archived, failed_last = admin.execute(
+            "SELECT archived_count, coalesce(last_failed_time < last_archived_time, true) FROM pg_stat_archiver"
+        ).fetchone()
+        assert archived > 0 and failed_last
+
+
+def test_point_in_time_recovery_brings_back_exactly_the_rows_before_the_target(live: Live) -> None:
+    write(live, "orders", 1, 2, 3)
+    backup(BASE_JOB, "base", "full")
+    write(live, "orders", 4, 5)
+    target = server_now(live)
+    write(live, "orders", 6)
+    with connect(live.url("orders", "migration_url")) as migrator:
+        migrator.execute("DELETE FROM items")  # the mistake the restore undoes
+    result = restore("pitr", "--server", "shared", target)
+    assert result.returncode == 0, result.stderr
+    assert rows(live, "orders") == [1, 2, 3, 4, 5]
+    # the replica was re-cloned from the restored primary, and serves its rows
+    with connect(live.url("orders", "read_url")) as reader:
+        assert [r[0] for r in reader.execute("SELECT id FROM items ORDER BY id")] == [1, 2, 3, 4, 5]
+    write(live, "orders", 7)  # the server takes writes again, on a new timeline
+    assert rows(live, "orders") == [1, 2, 3, 4, 5, 7]
+
+
+def test_a_recovery_target_beyond_the_archive_fails_and_puts_the_data_back(live: Live) -> None:
+    before = rows(live, "orders")
+    with connect(live.admin("orders")) as admin:
+        tomorrow = admin.execute("SELECT (now() + interval '1 day')::text").fetchone()[0]
+    result = restore("pitr", "--server", "shared", tomorrow)
+    assert result.returncode == 1
+    assert "recovery ended before configured recovery target was reached" in result.stderr
+    assert "the previous data is back in place" in result.stderr
+    assert rows(live, "orders") == before
+
+
+def test_one_service_restores_from_its_dump_and_its_neighbours_are_untouched(live: Live) -> None:
+    write(live, "orders", 10, 11)
+    write(live, "catalog", 1, 2)
+    backup(DUMP_JOB, "dump")
+    orders_at_dump = rows(live, "orders")
+    write(live, "orders", 12)
+    with connect(live.url("orders", "migration_url")) as migrator:
+        migrator.execute("DELETE FROM items WHERE id < 10")
+    write(live, "catalog", 3)
+
+    result = restore("dump", "orders_db")
+    assert result.returncode == 0, result.stderr
+    assert rows(live, "orders") == orders_at_dump
+    assert rows(live, "catalog") == [1, 2, 3]  # written after the dump, on the same server
+    # the restored database keeps its owner and grants: the app writes, the others stay out
+    write(live, "orders", 13)
+    with connect(live.admin("orders")) as admin:
+        public, owner = admin.execute(
+            "SELECT has_database_privilege('public', 'orders_db', 'CONNECT'), pg_get_userbyid(datdba) "
+            "FROM pg_database WHERE datname = 'orders_db'").fetchone()
+        assert public is False and owner == "orders_owner"
+        leftovers = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'orders_db%%'").fetchall()
+        assert leftovers == [("orders_db",)]
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        connect(live.url("catalog").rsplit("/", 1)[0] + "/orders_db").close()
+
+
+def test_retention_removes_what_is_older_than_the_policy(live: Live) -> None:
+    days = CONFIG["backup"]["retention_days"]
+    backup(BASE_JOB, "base", "full")
+    labels = backup_labels()
+    assert len(labels) >= 2
+    old_dumps = dumps_of("orders_db")
+    # A month on: every backup so far is past the policy; pgBackRest keeps the newest full
+    # backup (with its WAL) so a restore point remains, and expires the rest.
+    backup(BASE_JOB, "expire", clock=f"+{days + 1}d")
+    assert backup_labels() == labels[-1:]
+    backup(DUMP_JOB, "dump", clock=f"+{days + 1}d")
+    remaining = dumps_of("orders_db")
+    assert len(remaining) == 1 and remaining[0] not in old_dumps
+    # what is left still restores
+    assert restore("dump", "orders_db").returncode == 0
+
+
+def test_a_corrupted_dump_fails_loudly_and_restores_nothing(live: Live) -> None:
+    before = rows(live, "orders")
+    (latest,) = dumps_of("orders_db")[-1:]
+    in_job(DUMP_JOB, f"printf XXXX | dd of=$PGBACKREST_REPO1_PATH/dumps/shared/orders_db/{latest} bs=1 seek=200 conv=notrunc")
+    result = restore("dump", "orders_db")
+    assert result.returncode == 1 and "is corrupted" in result.stderr and "nothing was restored" in result.stderr
+    assert rows(live, "orders") == before
+
+
+def test_a_missing_dump_fails_loudly(live: Live) -> None:
+    in_job(DUMP_JOB, "pgbackrest repo-rm --repo1-cipher-type=none --recurse dumps/shared/catalog_db")
+    result = restore("dump", "catalog_db")
+    assert result.returncode == 1 and "no dump of database 'catalog_db'" in result.stderr
+    assert rows(live, "catalog") == [1, 2, 3]
+
+
+def test_a_corrupted_base_backup_fails_loudly_and_leaves_the_server_running(live: Live) -> None:
+    before, started = rows(live, "orders"), started_at(PRIMARY)
+    (label,) = backup_labels()[-1:]
+    # damage the largest file of the newest backup
+    in_job(BASE_JOB, f"f=$(find $PGBACKREST_REPO1_PATH/backup/shared/{label}/pg_data -type f -size +8k | head -n 1); "
+                     "printf XXXXXXXX | dd of=$f bs=1 seek=4096 conv=notrunc")
+    result = restore("pitr", "--server", "shared", "latest")
+    assert result.returncode == 1 and "the live data is untouched" in result.stderr
+    assert started_at(PRIMARY) == started and rows(live, "orders") == before
+
+
+def test_a_missing_base_backup_fails_loudly(live: Live) -> None:
+    in_job(BASE_JOB, "rm -rf $PGBACKREST_REPO1_PATH/backup/shared/2*")
+    started = started_at(PRIMARY)
+    result = restore("pitr", "--server", "shared", "latest")
+    assert result.returncode == 1
+    assert started_at(PRIMARY) == started
