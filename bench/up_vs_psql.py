@@ -38,6 +38,7 @@ def stack_config(count: int) -> dict:
         "servers": [{"name": "bench", "port": PORT, "max_connections": 10 * count + 20,
                      "metrics": {"enabled": False}}],
         "services": [{"name": f"svc{i}", "connection_limit": 10} for i in range(count)],
+        "backup": {"enabled": False},  # the psql side has none; bench/backup_restore.py measures them
     }, "pgfleet-bench-", port_offset=0)
 
 

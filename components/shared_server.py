@@ -166,7 +166,9 @@ class SharedServer(pulumi.ComponentResource):
                 cpu=args.cpu,
                 memory=args.memory,
             ),
-            child,
+            # WAL is archived from the first segment on: the bucket's store runs first.
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=args.backup.ready))
+            if args.backup else child,
         )
         if primary.admin_host is None:
             raise ValueError(

@@ -125,8 +125,11 @@ def restore_pitr(server_name: str, target: str, prefix: str, timeout_s: float = 
     for replica in replicas:
         engine.stop(replica)
     engine.stop(server.primary)
+    stopped = engine.inspect(server.primary)
+    if stopped is None or stopped.running:
+        raise RestoreError(f"{server.primary} did not stop; the live data is untouched")
     try:
-        report.append(_backup(server.base_job, "swap"))
+        report.append(_backup(server.base_job, "swap", "--server-stopped"))
     except RestoreError:
         engine.start(server.primary)
         raise
@@ -135,7 +138,7 @@ def restore_pitr(server_name: str, target: str, prefix: str, timeout_s: float = 
         _wait_promoted(server, primary.restarts, timeout_s)
     except RestoreError as failure:
         engine.stop(server.primary)
-        _backup(server.base_job, "rollback")
+        _backup(server.base_job, "rollback", "--server-stopped")
         engine.start(server.primary)
         engine.wait_healthy(server.primary, timeout_s)
         for replica in replicas:

@@ -48,7 +48,7 @@ def check_secrets(config: StackConfig, secrets: Mapping[str, object]) -> None:
     problems = []
     if config.vault.mode == "external" and "vaultToken" not in secrets:
         problems.append(Problem("vaultToken", "required with vault.mode 'external': pulumi config set --secret vaultToken ..."))
-    if config.backup.enabled and config.backup.target.kind == "s3":
+    if config.backup.enabled and config.backup.target.kind == "s3" and not config.backup.target.managed:
         for key in ("backupS3AccessKey", "backupS3SecretKey"):
             if key not in secrets:
                 problems.append(Problem(key, f"required with backup.target.kind 's3': pulumi config set --secret {key} ..."))
@@ -137,7 +137,9 @@ def _backup(stack: str, config: StackConfig, platform: Platform,
             target=policy.target.kind,
             size=policy.target.size,
             s3_endpoint=policy.target.endpoint,
-            s3_bucket=policy.target.bucket,
+            s3_bucket=policy.target.bucket or (f"{stack}-backups" if policy.target.managed else None),
+            s3_verify_tls=policy.target.verify_tls,
+            store_image=config.images.object_store if policy.target.managed else None,
             s3_region=policy.target.region,
             s3_prefix=policy.target.prefix,
             s3_access_key=secrets.get("backupS3AccessKey"),

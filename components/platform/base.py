@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 import pulumi
 
-ProcessRole = Literal["postgres", "replica", "pooler", "exporter", "redis", "vault"]
+ProcessRole = Literal["postgres", "replica", "pooler", "exporter", "redis", "vault", "objectstore"]
 #: Label every object carries, so a NetworkPolicy can admit a server's own helpers.
 SERVER_LABEL = "pgfleet.io/server"
 #: Label of pods (an operator's Pulumi runner, a migration job) admitted to every database port.

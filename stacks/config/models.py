@@ -4,6 +4,7 @@ Field-level rules live here; rules that relate several sections live in `checks.
 """
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -167,16 +168,27 @@ class BackupTargetConfig(_Section):
     """Where backups are stored: a volume of the platform, or any S3-compatible endpoint."""
 
     kind: Literal["filesystem", "s3"] = "filesystem"
-    size: StorageSize = "20Gi"
-    endpoint: str | None = None
+    managed: bool = Field(False, description="kind 's3': the stack runs its own S3-compatible store "
+                                             "(images.object_store) with generated keys; for dev.")
+    size: StorageSize = Field("20Gi", description="The repository volume (filesystem, or the managed store's).")
+    endpoint: str | None = Field(None, description="'host', 'host:port' or 'https://host[:port]'.")
     bucket: str | None = None
     region: str = "us-east-1"
-    prefix: str = "pgfleet"
+    prefix: str = Field("pgfleet", pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")
+    verify_tls: bool = True
 
     @model_validator(mode="after")
     def _s3_complete(self) -> BackupTargetConfig:
-        if self.kind == "s3" and not (self.endpoint and self.bucket):
-            raise ValueError("kind 's3' needs both 'endpoint' and 'bucket'")
+        if self.managed and self.kind != "s3":
+            raise ValueError("'managed' is for kind 's3' (a filesystem repository is always the stack's own)")
+        if self.managed and self.endpoint:
+            raise ValueError("a managed store has no 'endpoint' to give: the stack runs it")
+        if self.kind == "s3" and not self.managed and not (self.endpoint and self.bucket):
+            raise ValueError("kind 's3' needs both 'endpoint' and 'bucket' (or managed: true on dev)")
+        if self.endpoint and "://" in self.endpoint and not self.endpoint.startswith("https://"):
+            raise ValueError(f"endpoint {self.endpoint!r}: pgBackRest reaches S3 over https only")
+        if self.endpoint and not re.fullmatch(r"(https://)?[A-Za-z0-9.-]+(:\d{1,5})?/?", self.endpoint):
+            raise ValueError(f"endpoint {self.endpoint!r} is not 'host', 'host:port' or 'https://host[:port]'")
         return self
 
 
@@ -229,6 +241,7 @@ class ImagesConfig(_Section):
     redis: str = "pgfleet/redis:7"
     vault: str = "pgfleet/openbao:2.6"
     backup: str = "pgfleet/postgres:15"
+    object_store: str = "pgfleet/versitygw:1.8"
 
 
 class DockerConfig(_Section):

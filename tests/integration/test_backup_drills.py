@@ -1,8 +1,10 @@
-"""Restore drills on a live dev stack: what `pgfleet-restore` brings back, and how it fails.
+"""Restore drills on live stacks: what `pgfleet-restore` brings back, and how it fails.
 
-One stack, drills in order: point-in-time recovery of a whole server, one service restored from
-its dump beside untouched neighbours, retention with the clock moved past the policy, then
-damaged and missing backups (which must fail loudly and leave the live data as it was).
+The dev stack (repository in its S3 store), drills in order: point-in-time recovery of a whole
+server, one service restored from its dump beside untouched neighbours, then damaged and
+missing backups (which must fail loudly and leave the live data as it was). Retention runs on
+a small stack with a filesystem repository: it moves the job's clock past the policy, which
+S3 request signing would refuse (RequestTimeTooSkewed).
 """
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ from tests.support.program import ROOT, stack_config
 PREFIX = "pgfleet-dr-"
 CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=21000)
 BASE_JOB, DUMP_JOB, PRIMARY = f"{PREFIX}shared-base", f"{PREFIX}shared-dump", f"{PREFIX}shared"
+#: The dev stack keeps its repository in the S3 store it runs (versitygw, posix backend):
+#: bucket "pgfleet-backups", pgBackRest's repo path "/pgfleet" inside it.
+assert CONFIG["backup"]["target"] == {"kind": "s3", "managed": True, "size": "5Gi"}
+STORE, REPO_ON_DISK = f"{PREFIX}pgfleet-backup-store", "/var/lib/versitygw/pgfleet-backups/pgfleet"
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +39,27 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield live
 
 
-def restore(*args: str) -> subprocess.CompletedProcess[str]:
+FS_PREFIX = "pgfleet-dr-fs-"
+FS_CONFIG = isolated({
+    "platform": "docker",
+    "servers": [{"name": "main", "port": 5432, "metrics": {"enabled": False}}],
+    "services": [{"name": "ledger"}],
+    "backup": {"target": {"kind": "filesystem", "size": "1Gi"}, "retention_days": 7},
+}, FS_PREFIX, port_offset=24000)  # clear of the dev stack's ports at +21000
+
+
+@pytest.fixture(scope="module")
+def filesystem_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with throwaway_stack(tmp_path_factory.mktemp("drills-fs"), "it-drills-fs", FS_CONFIG) as stack:
+        live = Live(stack, stack.up(on_output=print), FS_PREFIX)
+        with connect(live.url("ledger", "migration_url")) as migrator:
+            migrator.execute("CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL)")
+        yield live
+
+
+def restore(*args: str, prefix: str = PREFIX) -> subprocess.CompletedProcess[str]:
     """The user's command, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "operations.restore", "--prefix", PREFIX, *args],
+    return subprocess.run([sys.executable, "-m", "operations.restore", "--prefix", prefix, *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
@@ -54,6 +78,13 @@ def in_job(container: str, script: str) -> str:
     result = subprocess.run(["docker", "exec", "-u", "postgres", container, "sh", "-c", f". /etc/pgfleet/job.env && {script}"],
                             capture_output=True, text=True, check=True)
     return result.stdout
+
+
+def on_store_disk(script: str) -> None:
+    """A shell script on the store's own files ($REPO: the repository), as an attacker or a
+    failing disk would touch them, beneath S3."""
+    subprocess.run(["docker", "exec", STORE, "sh", "-c", f"REPO={REPO_ON_DISK}; {script}"],
+                   capture_output=True, text=True, check=True)
 
 
 def rows(live: Live, service: str) -> list[int]:
@@ -77,13 +108,14 @@ def started_at(container: str) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def backup_labels() -> list[str]:
-    info = json.loads(in_job(BASE_JOB, "pgbackrest info --output=json"))
+def backup_labels(job: str = BASE_JOB) -> list[str]:
+    info = json.loads(in_job(job, "pgbackrest info --output=json"))
     return [b["label"] for b in info[0]["backup"]]
 
 
-def dumps_of(database: str) -> list[str]:
-    return in_job(DUMP_JOB, f"pgbackrest repo-ls --repo1-cipher-type=none --filter='dump(.enc)?$' dumps/shared/{database}").split()
+def dumps_of(database: str, job: str = DUMP_JOB, server: str = "shared") -> list[str]:
+    listing = f"pgbackrest repo-ls --repo1-cipher-type=none --filter='dump(.enc)?$' dumps/{server}/{database}"
+    return in_job(job, listing).split()
 
 
 def test_deploy_archives_wal_and_takes_a_first_full_backup(live: Live) -> None:
@@ -153,27 +185,10 @@ def test_one_service_restores_from_its_dump_and_its_neighbours_are_untouched(liv
         connect(live.url("catalog").rsplit("/", 1)[0] + "/orders_db").close()
 
 
-def test_retention_removes_what_is_older_than_the_policy(live: Live) -> None:
-    days = CONFIG["backup"]["retention_days"]
-    backup(BASE_JOB, "base", "full")
-    labels = backup_labels()
-    assert len(labels) >= 2
-    old_dumps = dumps_of("orders_db")
-    # A month on: every backup so far is past the policy; pgBackRest keeps the newest full
-    # backup (with its WAL) so a restore point remains, and expires the rest.
-    backup(BASE_JOB, "expire", clock=f"+{days + 1}d")
-    assert backup_labels() == labels[-1:]
-    backup(DUMP_JOB, "dump", clock=f"+{days + 1}d")
-    remaining = dumps_of("orders_db")
-    assert len(remaining) == 1 and remaining[0] not in old_dumps
-    # what is left still restores
-    assert restore("dump", "orders_db").returncode == 0
-
-
 def test_a_corrupted_dump_fails_loudly_and_restores_nothing(live: Live) -> None:
     before = rows(live, "orders")
     (latest,) = dumps_of("orders_db")[-1:]
-    in_job(DUMP_JOB, f"printf XXXX | dd of=$PGBACKREST_REPO1_PATH/dumps/shared/orders_db/{latest} bs=1 seek=200 conv=notrunc")
+    on_store_disk(f"printf XXXX | dd of=$REPO/dumps/shared/orders_db/{latest} bs=1 seek=200 conv=notrunc")
     result = restore("dump", "orders_db")
     assert result.returncode == 1 and "is corrupted" in result.stderr and "nothing was restored" in result.stderr
     assert rows(live, "orders") == before
@@ -190,16 +205,40 @@ def test_a_corrupted_base_backup_fails_loudly_and_leaves_the_server_running(live
     before, started = rows(live, "orders"), started_at(PRIMARY)
     (label,) = backup_labels()[-1:]
     # damage the largest file of the newest backup
-    in_job(BASE_JOB, f"f=$(find $PGBACKREST_REPO1_PATH/backup/shared/{label}/pg_data -type f -size +8k | head -n 1); "
-                     "printf XXXXXXXX | dd of=$f bs=1 seek=4096 conv=notrunc")
+    on_store_disk(f"f=$(find $REPO/backup/shared/{label}/pg_data -type f -size +8k | head -n 1); "
+                  "printf XXXXXXXX | dd of=$f bs=1 seek=4096 conv=notrunc")
     result = restore("pitr", "--server", "shared", "latest")
     assert result.returncode == 1 and "the live data is untouched" in result.stderr
     assert started_at(PRIMARY) == started and rows(live, "orders") == before
 
 
 def test_a_missing_base_backup_fails_loudly(live: Live) -> None:
-    in_job(BASE_JOB, "rm -rf $PGBACKREST_REPO1_PATH/backup/shared/2*")
+    on_store_disk("rm -rf $REPO/backup/shared/2*")
     started = started_at(PRIMARY)
     result = restore("pitr", "--server", "shared", "latest")
     assert result.returncode == 1
     assert started_at(PRIMARY) == started
+
+
+def test_retention_removes_what_is_older_than_the_policy(filesystem_live: Live) -> None:
+    base_job, dump_job = f"{FS_PREFIX}main-base", f"{FS_PREFIX}main-dump"
+    days = FS_CONFIG["backup"]["retention_days"]
+    write(filesystem_live, "ledger", 1, 2)
+    backup(base_job, "base", "full")
+    backup(dump_job, "dump")
+    labels = backup_labels(base_job)
+    old_dumps = dumps_of("ledger_db", dump_job, "main")
+    assert len(labels) == 2 and len(old_dumps) == 1
+    # A week and a day on: every backup so far is past the policy; pgBackRest keeps the newest
+    # full backup (with its WAL) so a restore point remains, and expires the rest.
+    backup(base_job, "expire", clock=f"+{days + 1}d")
+    assert backup_labels(base_job) == labels[-1:]
+    backup(dump_job, "dump", clock=f"+{days + 1}d")
+    remaining = dumps_of("ledger_db", dump_job, "main")
+    assert len(remaining) == 1 and remaining[0] not in old_dumps
+    # what is left still restores, from the filesystem repository
+    with connect(filesystem_live.url("ledger")) as app:
+        app.execute("DELETE FROM items")
+    result = restore("dump", "ledger_db", prefix=FS_PREFIX)
+    assert result.returncode == 0, result.stderr
+    assert rows(filesystem_live, "ledger") == [1, 2]

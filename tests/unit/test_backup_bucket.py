@@ -6,7 +6,7 @@ import pytest
 
 from components import BackupBucket, BackupBucketArgs
 from components.platform import DataVolume, PortSpec, ProcessSpec
-from components.backup_bucket import REPOSITORY_PATH
+from components.backup_bucket import REPOSITORY_PATH, split_endpoint
 from tests.support.platforms import make_platform
 from tests.support.program import Run, run
 
@@ -107,8 +107,34 @@ def test_s3_target_takes_any_endpoint_and_secret_keys() -> None:
                     s3_access_key="AK", s3_secret_key="SK")
     _, wiring, _ = outcome.result
     assert wiring.env["PGBACKREST_REPO1_TYPE"] == "s3"
-    assert wiring.env["PGBACKREST_REPO1_S3_ENDPOINT"] == "https://minio.local:9000"
+    assert wiring.env["PGBACKREST_REPO1_S3_ENDPOINT"] == "minio.local"
+    assert wiring.env["PGBACKREST_REPO1_STORAGE_PORT"] == "9000"
+    assert "PGBACKREST_REPO1_STORAGE_VERIFY_TLS" not in wiring.env
     assert wiring.secret_env["PGBACKREST_REPO1_S3_KEY"] == "AK"
     assert wiring.mounts == ()
     assert outcome.values["repository"].value == "s3://b/pgfleet"
     assert not outcome.mocks.of_type("kubernetes:core/v1:PersistentVolumeClaim")
+
+
+@pytest.mark.parametrize("endpoint, host, port", [
+    ("s3.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com", None),
+    ("minio.storage:9000", "minio.storage", 9000),
+    ("https://10.0.0.5:443/", "10.0.0.5", 443),
+])
+def test_endpoints_split_into_host_and_port(endpoint: str, host: str, port: int | None) -> None:
+    assert split_endpoint(endpoint) == (host, port)
+
+
+def test_managed_store_runs_on_the_platform_with_generated_keys() -> None:
+    outcome = build("docker", target="s3", s3_bucket="bk-backups", store_image="store:1", size="5Gi")
+    bucket, wiring, _ = outcome.result
+    store = outcome.mocks.named("bk-store", "docker:index/container:Container")
+    assert store.inputs["image"] == "store:1" and not store.inputs.get("ports")  # never published
+    assert store.is_secret("envs")
+    assert outcome.mocks.named("bk-store-data").inputs["name"] == "bk-store-data"
+    assert wiring.env["PGBACKREST_REPO1_S3_ENDPOINT"] is bucket.store.host
+    assert wiring.env["PGBACKREST_REPO1_STORAGE_PORT"] == "7070"
+    assert wiring.env["PGBACKREST_REPO1_STORAGE_VERIFY_TLS"] == "n"  # its certificate is self-signed
+    assert outcome.mocks.named("bk-store-secret-key").inputs["length"] == 40
+    assert {"PGBACKREST_REPO1_S3_KEY", "PGBACKREST_REPO1_S3_KEY_SECRET"} <= set(wiring.secret_env)
+    assert bucket.ready == list(bucket.store.resources)

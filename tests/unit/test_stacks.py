@@ -55,7 +55,8 @@ def test_dev_read_host_is_the_replica_and_pooler_is_used(dev: Run) -> None:
 def test_dev_runs_everything_as_containers_on_one_network(dev: Run) -> None:
     containers = {c.inputs["name"] for c in dev.mocks.of_type("docker:index/container:Container")}
     assert {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "pgfleet-vault",
-            "pgfleet-redis", "shared-dump", "shared-base", "payments-dump", "payments-base"} == containers
+            "pgfleet-redis", "shared-dump", "shared-base", "payments-dump", "payments-base",
+            "pgfleet-backup-store"} == containers
     network = dev.mocks.named("pgfleet-network").inputs["name"]
     for container in dev.mocks.of_type("docker:index/container:Container"):
         assert [n["name"] for n in container.inputs["networksAdvanced"]] == [network]
@@ -135,16 +136,19 @@ def test_prod_backups_are_cronjobs_to_s3(prod: Run) -> None:
 def test_dev_base_backups_share_the_servers_volumes_and_gate_the_deployment(dev: Run) -> None:
     base = dev.mocks.named("shared-base", "docker:index/container:Container").inputs
     mounts = {v["containerPath"]: v["volumeName"] for v in base["volumes"]}
-    assert mounts == {"/var/lib/postgresql/data": "shared-data", "/var/lib/pgfleet/backups": "pgfleet-backup-repository"}
+    assert mounts == {"/var/lib/postgresql/data": "shared-data"}  # the repository is the stack's S3 store
     # stanza and first full backup before cron; `pulumi up` waits until that succeeded
     assert base["entrypoints"][:2] == ["sh", "-c"] and "pgfleet-backup init" in base["entrypoints"][2]
     assert base["wait"] is True and base["healthcheck"]["tests"] == ["CMD", "test", "-f", "/run/pgfleet-job-ready"]
     crontab = {u["file"]: u["content"] for u in base["uploads"]}["/etc/cron.d/pgfleet"]
     assert crontab.startswith("0 1 * * 0 root . /etc/pgfleet/job.env && pgfleet-backup base full")
-    primary = dev.mocks.named("shared", "docker:index/container:Container").inputs
-    assert "archive_command=pgbackrest --stanza=shared archive-push %p" in primary["command"]
-    assert {v["containerPath"]: v["volumeName"] for v in primary["volumes"]}["/var/lib/pgfleet/backups"] == \
-        "pgfleet-backup-repository"
+    primary = dev.mocks.named("shared", "docker:index/container:Container")
+    assert "archive_command=pgbackrest --stanza=shared archive-push %p" in primary.inputs["command"]
+    store = dev.mocks.named("pgfleet-backup-store", "docker:index/container:Container")
+    assert store.urn in primary.dependencies  # archiving works from the first WAL segment
+    env = dict(e.split("=", 1) for e in primary.inputs["envs"])
+    assert (env["PGBACKREST_REPO1_TYPE"], env["PGBACKREST_REPO1_S3_ENDPOINT"]) == ("s3", "pgfleet-backup-store")
+    assert env["PGBACKREST_REPO1_S3_BUCKET"] == "pgfleet-backups"
 
 
 def test_prod_base_backups_run_beside_the_primary(prod: Run) -> None:
