@@ -156,7 +156,7 @@ class DockerPlatform:
         )
         # The start command runs before cron; the container turns healthy once it succeeded,
         # and `wait` makes the deployment fail if it does not.
-        start = f". {JOB_ENV} && {shlex.join(job.at_start)} && touch {JOB_READY} && " if job.at_start else ""
+        start = f". {JOB_ENV} && {shlex.join(job.at_start)} && " if job.at_start else ""
         volumes = [docker.ContainerVolumeArgs(volume_name=ref.claim, container_path=path) for ref, path in job.mounts]
         if job.data is not None and job.data.process.data is not None:
             volumes.insert(0, docker.ContainerVolumeArgs(
@@ -165,21 +165,19 @@ class DockerPlatform:
             job.name,
             name=f"{self.settings.prefix}{job.name}",
             image=job.image,
-            entrypoints=["sh", "-c", f"{start}exec cron -f"],
+            entrypoints=["sh", "-c", f"{start}touch {JOB_READY} && exec cron -f"],
             restart="unless-stopped",
             must_run=True,
             labels=_docker_labels({**labels(job.name, "backup", job.server), **self.settings.extra_labels}),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.network.name)],
             volumes=volumes or None,
-            # Without a start command there is nothing to report; the image's own check (a
-            # server's) would only mark the job unhealthy.
+            # Replaces the image's own check (a server's). Durations as Docker reads them back
+            # ("30s", not "600s" = "10m0s"), or every preview would show a change.
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "test", "-f", JOB_READY], interval="2s", timeout="2s", retries=3, start_period="600s",
-            )
-            if job.at_start
-            else docker.ContainerHealthcheckArgs(tests=["NONE"]),
-            wait=bool(job.at_start),
-            wait_timeout=900 if job.at_start else None,
+                tests=["CMD", "test", "-f", JOB_READY], interval="2s", timeout="2s", retries=3, start_period="30s",
+            ),
+            wait=True,
+            wait_timeout=900,  # a first full backup of a large server takes a while
             uploads=[
                 docker.ContainerUploadArgs(file="/etc/cron.d/pgfleet", content=crontab),
                 docker.ContainerUploadArgs(

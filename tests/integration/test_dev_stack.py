@@ -93,7 +93,8 @@ def test_expired_secret_id_is_refused(live: Live) -> None:
 
 
 def test_no_container_port_beyond_loopback(live: Live) -> None:
-    expected = {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "pgfleet-vault", "pgfleet-redis"}
+    expected = {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "pgfleet-vault", "pgfleet-redis",
+                "shared-base", "shared-dump", "payments-base", "payments-dump", "pgfleet-backup-store"}
     assert live.containers() == sorted(PREFIX + name for name in expected)
     checks.check_ports_on_loopback_only(live, {25432, 25442, 26432, 29187, 25433, 28200, 26379})
 
