@@ -12,6 +12,8 @@ from .base import JobSpec, ProcessSpec, RunningProcess, StorageRef, labels
 
 #: A job container's environment, for cron's jobs and for `docker exec` (restores).
 JOB_ENV = "/etc/pgfleet/job.env"
+#: The image's own environment (PATH above all), saved at start: cron gives jobs none of it.
+IMAGE_ENV = "/run/pgfleet-image.env"
 JOB_READY = "/run/pgfleet-job-ready"
 
 
@@ -152,7 +154,7 @@ class DockerPlatform:
         ])
         command = pulumi.Output.all(*job.command).apply(lambda parts: shlex.join(parts))
         crontab = command.apply(
-            lambda cmd: f"{job.schedule} root . {JOB_ENV} && {cmd} >> /proc/1/fd/1 2>&1\n"
+            lambda cmd: f"{job.schedule} root . {IMAGE_ENV} && . {JOB_ENV} && {cmd} >> /proc/1/fd/1 2>&1\n"
         )
         # The start command runs before cron; the container turns healthy once it succeeded,
         # and `wait` makes the deployment fail if it does not.
@@ -165,7 +167,7 @@ class DockerPlatform:
             job.name,
             name=f"{self.settings.prefix}{job.name}",
             image=job.image,
-            entrypoints=["sh", "-c", f"{start}touch {JOB_READY} && exec cron -f"],
+            entrypoints=["sh", "-c", f"export -p > {IMAGE_ENV} && {start}touch {JOB_READY} && exec cron -f"],
             restart="unless-stopped",
             must_run=True,
             labels=_docker_labels({**labels(job.name, "backup", job.server), **self.settings.extra_labels}),

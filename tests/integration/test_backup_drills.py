@@ -2,16 +2,19 @@
 
 The dev stack (repository in its S3 store), drills in order: point-in-time recovery of a whole
 server, one service restored from its dump beside untouched neighbours, then damaged and
-missing backups (which must fail loudly and leave the live data as it was). Retention runs on
-a small stack with a filesystem repository: it moves the job's clock past the policy, which
-S3 request signing would refuse (RequestTimeTooSkewed).
+missing backups (which must fail loudly and leave the live data as it was). A small stack with
+a filesystem repository shows cron running a scheduled dump, then retention: that drill moves
+the job's clock past the policy, which S3 request signing would refuse (RequestTimeTooSkewed).
 """
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -48,9 +51,16 @@ FS_CONFIG = isolated({
 }, FS_PREFIX, port_offset=24000)  # clear of the dev stack's ports at +21000
 
 
+FS_BASE_JOB, FS_DUMP_JOB = f"{FS_PREFIX}main-base", f"{FS_PREFIX}main-dump"
+
+
 @pytest.fixture(scope="module")
 def filesystem_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    with throwaway_stack(tmp_path_factory.mktemp("drills-fs"), "it-drills-fs", FS_CONFIG) as stack:
+    # Dumps scheduled once, a few minutes from now, so that cron itself is seen to run them.
+    at = datetime.now(timezone.utc) + timedelta(minutes=3)
+    config = copy.deepcopy(FS_CONFIG)
+    config["backup"]["dump_schedule"] = f"{at.minute} {at.hour} * * *"
+    with throwaway_stack(tmp_path_factory.mktemp("drills-fs"), "it-drills-fs", config) as stack:
         live = Live(stack, stack.up(on_output=print), FS_PREFIX)
         with connect(live.url("ledger", "migration_url")) as migrator:
             migrator.execute("CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL)")
@@ -220,15 +230,28 @@ def test_a_missing_base_backup_fails_loudly(live: Live) -> None:
     assert started_at(PRIMARY) == started
 
 
+def test_cron_runs_the_scheduled_dump(filesystem_live: Live) -> None:
+    write(filesystem_live, "ledger", 1)
+    deadline = time.monotonic() + 300
+    while not dumps_of("ledger_db", FS_DUMP_JOB, "main") and time.monotonic() < deadline:
+        time.sleep(5)
+    assert len(dumps_of("ledger_db", FS_DUMP_JOB, "main")) == 1
+    # run by cron from the job's settings file, as root turned postgres; its log is the container's
+    logs = subprocess.run(["docker", "logs", FS_DUMP_JOB], capture_output=True, text=True, check=True)
+    output = logs.stdout + logs.stderr
+    assert "pgfleet-backup: dumped ledger_db to dumps/main/ledger_db/" in output
+    assert "not found" not in output and "Permission denied" not in output, output
+
+
 def test_retention_removes_what_is_older_than_the_policy(filesystem_live: Live) -> None:
-    base_job, dump_job = f"{FS_PREFIX}main-base", f"{FS_PREFIX}main-dump"
+    base_job, dump_job = FS_BASE_JOB, FS_DUMP_JOB
     days = FS_CONFIG["backup"]["retention_days"]
-    write(filesystem_live, "ledger", 1, 2)
+    write(filesystem_live, "ledger", 2)
     backup(base_job, "base", "full")
     backup(dump_job, "dump")
     labels = backup_labels(base_job)
     old_dumps = dumps_of("ledger_db", dump_job, "main")
-    assert len(labels) == 2 and len(old_dumps) == 1
+    assert len(labels) == 2 and len(old_dumps) == 2
     # A week and a day on: every backup so far is past the policy; pgBackRest keeps the newest
     # full backup (with its WAL) so a restore point remains, and expires the rest.
     backup(base_job, "expire", clock=f"+{days + 1}d")

@@ -141,7 +141,8 @@ def test_dev_base_backups_share_the_servers_volumes_and_gate_the_deployment(dev:
     assert base["entrypoints"][:2] == ["sh", "-c"] and "pgfleet-backup init" in base["entrypoints"][2]
     assert base["wait"] is True and base["healthcheck"]["tests"] == ["CMD", "test", "-f", "/run/pgfleet-job-ready"]
     crontab = {u["file"]: u["content"] for u in base["uploads"]}["/etc/cron.d/pgfleet"]
-    assert crontab.startswith("0 1 * * 0 root . /etc/pgfleet/job.env && pgfleet-backup base full")
+    assert crontab.startswith("0 1 * * 0 root . /run/pgfleet-image.env && . /etc/pgfleet/job.env && "
+                              "pgfleet-backup base full")
     primary = dev.mocks.named("shared", "docker:index/container:Container")
     assert "archive_command=pgbackrest --stanza=shared archive-push %p" in primary.inputs["command"]
     store = dev.mocks.named("pgfleet-backup-store", "docker:index/container:Container")
