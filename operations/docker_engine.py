@@ -25,7 +25,7 @@ class Container:
 
 
 def _docker(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
     if check and result.returncode != 0:
         raise EngineError(f"docker {args[0]} failed: {(result.stderr or result.stdout).strip()}")
     return result

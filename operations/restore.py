@@ -103,7 +103,7 @@ def _wait_promoted(server: Server, restarts_before: int, timeout_s: float) -> No
     raise RestoreError(f"{server.primary} did not finish recovery in {timeout_s:.0f} s")
 
 
-def _reclone(server: Server, replica: str, timeout_s: float) -> None:
+def _reclone(replica: str, timeout_s: float) -> None:
     # A replica follows the old timeline; an empty data directory makes it clone the primary.
     state = engine.inspect(replica)
     if state is None:
@@ -145,7 +145,7 @@ def restore_pitr(server_name: str, target: str, prefix: str, timeout_s: float = 
             engine.start(replica)
         raise RestoreError(f"recovery to {target!r} failed; the previous data is back in place.\n{failure}") from None
     for replica in replicas:
-        _reclone(server, replica, timeout_s)
+        _reclone(replica, timeout_s)
     report.append(f"{server.primary} restored to {target}; {len(replicas)} replica(s) re-cloned")
     return "\n".join(report)
 

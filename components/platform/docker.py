@@ -37,6 +37,11 @@ def _docker_labels(values: Mapping[str, str]) -> list[docker.ContainerLabelArgs]
     return [docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(values.items())]
 
 
+def _volume_args(mounts: Sequence[tuple[StorageRef, str]]) -> list[docker.ContainerVolumeArgs]:
+    """Named volumes mounted at paths."""
+    return [docker.ContainerVolumeArgs(volume_name=ref.claim, container_path=path) for ref, path in mounts]
+
+
 def _replace_in_place(opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
     # Container names are fixed, so a replacement cannot start before the old one is gone;
     # data lives in named volumes, which a container replacement leaves alone.
@@ -123,11 +128,13 @@ class DockerPlatform:
         data: StorageRef | None = None
         for index in range(spec.instances):
             name = spec.name if spec.instances == 1 else f"{spec.name}-{index}"
-            volumes = [docker.ContainerVolumeArgs(volume_name=ref.claim, container_path=path) for ref, path in spec.mounts]
+            mounts = list(spec.mounts)
             if spec.data is not None:
                 volume = self._volume(f"{name}-data", spec.data.retain, opts)
-                volumes.insert(0, docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec.data.mount_path))
-                data = data or StorageRef(name=f"{name}-data", claim=volume.name, resource=volume)
+                ref = StorageRef(name=f"{name}-data", claim=volume.name, resource=volume)
+                mounts.insert(0, (ref, spec.data.mount_path))
+                data = data or ref
+            volumes = _volume_args(mounts)
             # Only the first instance publishes host ports: two cannot bind the same one.
             containers.append(self._container(name, spec, volumes, opts, publish=index == 0))
         first = containers[0]
@@ -159,10 +166,10 @@ class DockerPlatform:
         # The start command runs before cron; the container turns healthy once it succeeded,
         # and `wait` makes the deployment fail if it does not.
         start = f". {JOB_ENV} && {shlex.join(job.at_start)} && " if job.at_start else ""
-        volumes = [docker.ContainerVolumeArgs(volume_name=ref.claim, container_path=path) for ref, path in job.mounts]
+        mounts = list(job.mounts)
         if job.data is not None and job.data.process.data is not None:
-            volumes.insert(0, docker.ContainerVolumeArgs(
-                volume_name=job.data.process.data.claim, container_path=job.data.mount_path))
+            mounts.insert(0, (job.data.process.data, job.data.mount_path))
+        volumes = _volume_args(mounts)
         return docker.Container(
             job.name,
             name=f"{self.settings.prefix}{job.name}",

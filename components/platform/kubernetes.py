@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,14 @@ class KubernetesSettings:
 
 def _file_key(path: str) -> str:
     return path.strip("/").replace("/", "__")
+
+
+def _claim_mounts(claims: Sequence[tuple[StorageRef, str]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Pod volumes and container mounts for PVCs mounted at paths."""
+    volumes = [{"name": f"storage-{i}", "persistent_volume_claim": {"claim_name": ref.claim}}
+               for i, (ref, _) in enumerate(claims)]
+    mounts = [{"name": f"storage-{i}", "mount_path": path} for i, (_, path) in enumerate(claims)]
+    return volumes, mounts
 
 
 def _probe(spec: ProcessSpec) -> dict[str, Any] | None:
@@ -124,9 +132,9 @@ class KubernetesPlatform:
                     "secret": {"secret_name": secret.metadata.name, "items": [{"key": _file_key(path), "path": posixpath.basename(path)}]},
                 })
                 mounts.append({"name": f"file-{index}", "mount_path": path, "sub_path": posixpath.basename(path), "read_only": True})
-        for index, (ref, path) in enumerate(spec.mounts):
-            volumes.append({"name": f"storage-{index}", "persistent_volume_claim": {"claim_name": ref.claim}})
-            mounts.append({"name": f"storage-{index}", "mount_path": path})
+        claim_volumes, claim_mounts = _claim_mounts(spec.mounts)
+        volumes += claim_volumes
+        mounts += claim_mounts
         claims = []
         if spec.data is not None:
             mounts.insert(0, {"name": "data", "mount_path": spec.data.mount_path})
@@ -234,6 +242,7 @@ class KubernetesPlatform:
                 "label_selector": {"match_labels": dict(job.data.process.selector)},
                 "topology_key": "kubernetes.io/hostname",
             }]}}
+        volumes, mounts = _claim_mounts(claims)
 
         def pod(command: list[pulumi.Input[str]], restart: str) -> dict[str, Any]:
             return {
@@ -247,11 +256,9 @@ class KubernetesPlatform:
                         "image": job.image,
                         "command": command,
                         "env": env or None,
-                        "volume_mounts": [{"name": f"storage-{i}", "mount_path": path}
-                                          for i, (_, path) in enumerate(claims)] or None,
+                        "volume_mounts": mounts or None,
                     }],
-                    "volumes": [{"name": f"storage-{i}", "persistent_volume_claim": {"claim_name": ref.claim}}
-                                for i, (ref, _) in enumerate(claims)] or None,
+                    "volumes": volumes or None,
                 },
             }
 

@@ -70,13 +70,24 @@ func marshal(p props) (*structpb.Struct, error) {
 	return plugin.MarshalProperties(p, plugin.MarshalOptions{KeepUnknowns: true, KeepSecrets: true})
 }
 
-func str(p props, k string) string {
+// unsecret is a value with its secret wrapper, if any, taken off.
+func unsecret(v resource.PropertyValue) resource.PropertyValue {
+	if v.IsSecret() {
+		return v.SecretValue().Element
+	}
+	return v
+}
+
+// lookup is the plain value under k, and whether k is set.
+func lookup(p props, k string) (resource.PropertyValue, bool) {
 	v, ok := p[resource.PropertyKey(k)]
+	return unsecret(v), ok
+}
+
+func str(p props, k string) string {
+	v, ok := lookup(p, k)
 	if !ok {
 		return ""
-	}
-	if v.IsSecret() {
-		v = v.SecretValue().Element
 	}
 	switch {
 	case v.IsString():
@@ -90,12 +101,9 @@ func str(p props, k string) string {
 }
 
 func boolean(p props, k string, def bool) bool {
-	v, ok := p[resource.PropertyKey(k)]
+	v, ok := lookup(p, k)
 	if !ok {
 		return def
-	}
-	if v.IsSecret() {
-		v = v.SecretValue().Element
 	}
 	switch {
 	case v.IsBool():
@@ -110,12 +118,9 @@ func boolean(p props, k string, def bool) bool {
 }
 
 func integer(p props, k string, def int) int {
-	v, ok := p[resource.PropertyKey(k)]
+	v, ok := lookup(p, k)
 	if !ok {
 		return def
-	}
-	if v.IsSecret() {
-		v = v.SecretValue().Element
 	}
 	switch {
 	case v.IsNumber():
@@ -129,19 +134,13 @@ func integer(p props, k string, def int) int {
 }
 
 func strs(p props, k string) []string {
-	v, ok := p[resource.PropertyKey(k)]
-	if ok && v.IsSecret() {
-		v = v.SecretValue().Element
-	}
+	v, ok := lookup(p, k)
 	if !ok || !v.IsArray() {
 		return nil
 	}
 	var out []string
 	for _, e := range v.ArrayValue() {
-		if e.IsSecret() {
-			e = e.SecretValue().Element
-		}
-		if e.IsString() {
+		if e = unsecret(e); e.IsString() {
 			out = append(out, e.StringValue())
 		}
 	}
