@@ -7,7 +7,6 @@ unset _pgfleet_bin
 # never try to download plugins or check for CLI updates (no internet here)
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_SKIP_UPDATE_CHECK=true
-export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true
 # local state (override PULUMI_BACKEND_URL before sourcing to keep state elsewhere)
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://${PGFLEET_STATE_DIR:-$HOME/.pulumi-local}}"
 case "$PULUMI_BACKEND_URL" in file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;; esac

@@ -30,8 +30,9 @@ def engine_env(state_dir: Path) -> dict[str, str]:
         "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
         "PULUMI_HOME": os.environ.get("PULUMI_HOME", str(Path.home() / ".pulumi")),
+        # the cluster the kubernetes provider talks to (scripts/test.sh sets it)
+        **({"KUBECONFIG": os.environ["KUBECONFIG"]} if os.environ.get("KUBECONFIG") else {}),
     }
 
 

@@ -1,0 +1,105 @@
+"""A live Kubernetes cluster for the cluster tier: the one KUBECONFIG names (scripts/test.sh
+points it at setup/cluster.sh's), reached with the official Python client."""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+
+#: Images the cluster runs without a registry (setup/cluster.sh loads them into containerd).
+POSTGRES_IMAGE = os.environ.get("PGFLEET_POSTGRES_IMAGE", "pgfleet/postgres:15")
+
+T = TypeVar("T")
+
+
+def kubeconfig() -> str:
+    path = os.environ.get("KUBECONFIG", "")
+    if not path or not Path(path).is_file():
+        raise RuntimeError(
+            "the cluster tier needs a cluster: `bash setup/cluster.sh up` and "
+            "`export KUBECONFIG=/var/cache/pgfleet/cluster/admin.kubeconfig`, or KUBECONFIG of your own"
+        )
+    return path
+
+
+class Cluster:
+    """Typed API clients for one kubeconfig."""
+
+    def __init__(self, path: str) -> None:
+        self.api_client = config.new_client_from_config(config_file=path)
+        self.core = client.CoreV1Api(self.api_client)
+        self.apps = client.AppsV1Api(self.api_client)
+        self.batch = client.BatchV1Api(self.api_client)
+        self.networking = client.NetworkingV1Api(self.api_client)
+        self.storage = client.StorageV1Api(self.api_client)
+
+    @contextmanager
+    def namespace(self, prefix: str) -> Iterator[str]:
+        """A fresh namespace, deleted (with everything in it) afterwards."""
+        name = f"{prefix}-{secrets.token_hex(3)}"
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        try:
+            yield name
+        finally:
+            self.core.delete_namespace(name, propagation_policy="Foreground", grace_period_seconds=0)
+
+    def exec(self, namespace: str, pod: str, command: list[str]) -> tuple[int, str]:
+        """Run a command in a pod's first container: (exit code, stdout and stderr)."""
+        ws = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, command=command,
+                    stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+        ws.run_forever(timeout=120)
+        code = ws.returncode  # before read_all(), which empties every channel, the exit status's too
+        output = ws.read_all()
+        ws.close()
+        return code, output
+
+    def pod_phase(self, namespace: str, name: str) -> str:
+        return self.core.read_namespaced_pod(name, namespace).status.phase
+
+    def run_pod(self, namespace: str, name: str, command: list[str], labels: dict[str, str] | None = None,
+                timeout: float = 120) -> tuple[str, str]:
+        """A one-shot pod of the postgres image: (final phase, its log)."""
+        pod = client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name, labels=labels or {}),
+            spec=client.V1PodSpec(
+                restart_policy="Never",
+                containers=[client.V1Container(name="main", image=POSTGRES_IMAGE, image_pull_policy="Never",
+                                               command=command)],
+            ),
+        )
+        self.core.create_namespaced_pod(namespace, pod)
+        phase = wait(lambda: (p := self.pod_phase(namespace, name)) in ("Succeeded", "Failed") and p,
+                     timeout, f"pod {namespace}/{name} to finish")
+        return phase, self.log(namespace, name)
+
+    def log(self, namespace: str, pod: str) -> str:
+        # the raw response: the client's own decoding of a log returns the repr of its bytes
+        return self.core.read_namespaced_pod_log(pod, namespace, _preload_content=False).data.decode()
+
+
+def wait(check: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Poll until check() is truthy (ApiException counts as not yet); return its value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except ApiException as error:
+            last = error
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last})")
+
+
+if __name__ == "__main__":  # `python -m tests.support.cluster`: exit 0 when KUBECONFIG's cluster answers
+    Cluster(kubeconfig()).core.list_namespace(limit=1, _request_timeout=5)
