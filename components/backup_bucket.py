@@ -55,7 +55,10 @@ class BackupBucketArgs:
     """Physical base backups: weekly; WAL archiving fills the time between them."""
     retention_days: int = 30
     encryption: bool = True
-    """A generated 48-character passphrase encrypts every backup (AES-256)."""
+    """Every backup encrypted (AES-256) with `passphrase`."""
+    passphrase: pulumi.Input[str] | None = None
+    """The encryption passphrase: give one for a repository that outlives the stack (it must
+    outlive the stack too); a generated 48-character one, kept only in the state, otherwise."""
     wal_archiving: bool = True
     archive_timeout_s: int = 60
     """Forces a WAL segment switch at least this often, bounding the data-loss window (RPO)."""
@@ -111,7 +114,8 @@ class BackupBucket(pulumi.ComponentResource):
             self.repository = pulumi.Output.concat("s3://", args.s3_bucket or "", "/", args.s3_prefix)
         self.passphrase = None
         if args.encryption:
-            self.passphrase = generated_password(f"{name}-passphrase", self, length=48)
+            self.passphrase = (pulumi.Output.secret(args.passphrase) if args.passphrase is not None
+                               else generated_password(f"{name}-passphrase", self, length=48))
         self.retention_days = args.retention_days
         self.register_outputs({
             "repository": self.repository,

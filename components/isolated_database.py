@@ -66,7 +66,9 @@ class IsolatedDatabase(pulumi.ComponentResource):
         service = args.service
         server = args.server
         schema_name = args.schema or service
-        pg = pulumi.ResourceOptions(parent=self, provider=server.provider)
+        # Where the server's data outlives the stack, so does this database: dropped by nobody
+        # but an operator, it comes back when a new stack declares it on the kept volume.
+        pg = pulumi.ResourceOptions(parent=self, provider=server.provider, retain_on_delete=server.keeps_data)
 
         def login_role(role: str, role_name: str, **extra: object) -> tuple[postgresql.Role, pulumi.Output[str]]:
             secret = generated_password(f"{name}-{role}-password", self)

@@ -76,6 +76,9 @@ class ServerConnection:
     local_read_port: int | None = None
     pooler_host: pulumi.Output[str] | None = None
     pooler_port: int | None = None
+    keeps_data: bool = False
+    """The server's data outlives the stack: databases and roles made on it are kept (Pulumi
+    forgets them) when the stack no longer declares them, instead of dropped with their rows."""
 
 
 def _settings_args(settings: Mapping[str, str]) -> list[str]:
@@ -96,12 +99,22 @@ def _replica_script(primary: str, settings: Sequence[str]) -> str:
     # connection), then runs as a hot standby.
     return "\n".join([
         "set -eu",
+        # Started as root: a fresh volume may belong to root (a host-path volume ignores
+        # fsGroup), so PGDATA is made the server's first, and then root is dropped.
+        'if [ "$(id -u)" = 0 ]; then',
+        '  mkdir -p "$PGDATA" && chown postgres:postgres "$(dirname "$PGDATA")" "$PGDATA" && chmod 700 "$PGDATA"',
+        '  exec setpriv --reuid=postgres --regid=postgres --init-groups bash -c "$BASH_EXECUTION_STRING"',
+        "fi",
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
         f"  until pg_isready -h {primary} -p {POSTGRES_PORT}; do sleep 1; done",
-        f'  pg_basebackup -h {primary} -p {POSTGRES_PORT} -U "$REPLICATION_USER" -D "$PGDATA" -R -X stream --checkpoint=fast',
+        f'  pg_basebackup -h {primary} -p {POSTGRES_PORT} -U "$REPLICATION_USER" -D "$PGDATA" -X stream --checkpoint=fast',
+        '  touch "$PGDATA/standby.signal"',
         '  chmod 700 "$PGDATA"',
         "fi",
-        f'exec postgres -D "$PGDATA" -c hot_standby=on {shlex.join(settings)}',
+        # The connection is given at every start, its password from the environment (PGPASSWORD,
+        # which the WAL receiver's libpq reads): a rotated password needs no re-clone.
+        f'exec postgres -D "$PGDATA" -c hot_standby=on'
+        f' -c "primary_conninfo=host={primary} port={POSTGRES_PORT} user=$REPLICATION_USER" {shlex.join(settings)}',
     ])
 
 
@@ -188,7 +201,7 @@ class SharedServer(pulumi.ComponentResource):
             connect_timeout=30,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(primary.resources)),
         )
-        admin = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        admin = pulumi.ResourceOptions(parent=self, provider=self.provider, retain_on_delete=platform.keeps_data)
 
         self.read_host = primary.host
         read_port_local = args.host_port
@@ -220,6 +233,7 @@ class SharedServer(pulumi.ComponentResource):
             local_read_port=read_port_local,
             pooler_host=self.pooler_host,
             pooler_port=6432 if args.pooler else None,
+            keeps_data=platform.keeps_data,
         )
         self.register_outputs({
             "host": self.host,
@@ -250,7 +264,6 @@ class SharedServer(pulumi.ComponentResource):
                 ports=[PortSpec("postgres", POSTGRES_PORT, args.read_host_port)],
                 command=["bash", "-c"],
                 args=[script],
-                user="postgres",
                 env={"PGDATA": PGDATA, "REPLICATION_USER": role.name},
                 secret_env={"PGPASSWORD": password},
                 data=DataVolume("/var/lib/postgresql/data", args.storage, retain=protect),

@@ -134,7 +134,9 @@ render() { # render TEMPLATE OUT : setup/cluster/TEMPLATE with @NAME@ filled in
       -e "s#@CLUSTER_DOMAIN@#$CLUSTER_DOMAIN#g; s#@PAUSE_IMAGE@#$PGFLEET_PAUSE_IMAGE#g" \
       -e "s#@DNS_HEALTH_PORT@#$DNS_HEALTH_PORT#g; s#@DNS_READY_PORT@#$DNS_READY_PORT#g" \
       -e "s#@UPSTREAM_DNS@#$(awk '/^nameserver/{printf "%s ", $2}' /etc/resolv.conf)#g" \
-      "$SETUP_DIR/cluster/$1" >"$2"
+      "$SETUP_DIR/cluster/$1" >"$2.new"
+  # rewritten only when it changes: kube-proxy exits when its file is written to
+  if cmp -s "$2.new" "$2"; then rm -f "$2.new"; else mv "$2.new" "$2"; fi
 }
 
 # ------------------------------------------------------------------------------------------

@@ -52,6 +52,12 @@ def check_secrets(config: StackConfig, secrets: Mapping[str, object]) -> None:
         for key in ("backupS3AccessKey", "backupS3SecretKey"):
             if key not in secrets:
                 problems.append(Problem(key, f"required with backup.target.kind 's3': pulumi config set --secret {key} ..."))
+    if (config.platform == "kubernetes" and config.backup.enabled and config.backup.encryption
+            and "backupPassphrase" not in secrets):
+        problems.append(Problem("backupPassphrase", (
+            "required on kubernetes with backup.encryption: the backups and the data outlive the stack, so the "
+            "passphrase must too (a generated one would go with the state): pulumi config set --secret "
+            "backupPassphrase ...")))
     if config.platform == "docker":
         for name, server, _ in config.resolved_servers():
             if server.port is None:
@@ -144,6 +150,7 @@ def _backup(stack: str, config: StackConfig, platform: Platform,
             s3_prefix=policy.target.prefix,
             s3_access_key=secrets.get("backupS3AccessKey"),
             s3_secret_key=secrets.get("backupS3SecretKey"),
+            passphrase=secrets.get("backupPassphrase"),
             dump_schedule=policy.dump_schedule,
             base_backup_schedule=policy.base_backup_schedule,
             retention_days=policy.retention_days,

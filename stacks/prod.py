@@ -21,6 +21,7 @@ def platform(stack: str, config: StackConfig) -> KubernetesPlatform:
             services_namespace=settings.services_namespace,
             storage_class=settings.storage_class,
             admin_endpoints=dict(settings.admin_endpoints),
+            admin_access=settings.admin_access,
             protect=config.protect_stateful,
         ),
     )

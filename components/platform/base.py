@@ -86,7 +86,6 @@ class ProcessSpec:
     clients: Sequence[Mapping[str, str]] = ()
     """Pod label selectors of the services allowed to reach the restricted ports."""
     instances: int = 1
-    user: str | None = None
     cpu: str | None = None
     memory: str | None = None
 
@@ -141,6 +140,9 @@ class Platform(Protocol):
 
     kind: str
     protect: bool
+    keeps_data: bool
+    """Data volumes outlive the stack (a destroy, a process removed from the config), so what
+    lives in them (databases, roles) is kept too: Pulumi forgets it instead of dropping it."""
 
     def run(self, spec: ProcessSpec, opts: pulumi.ResourceOptions) -> RunningProcess: ...
 

@@ -52,6 +52,7 @@ class DockerPlatform:
     """Runs processes as containers with named volumes, health checks and loopback-only ports."""
 
     kind = "docker"
+    keeps_data = False  # a volume goes with its container unless protected, which blocks destroy
 
     def __init__(self, name: str, settings: DockerSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         self.settings = settings
@@ -89,7 +90,6 @@ class DockerPlatform:
             entrypoints=list(spec.command) if spec.command else None,
             command=list(spec.args) or None,
             envs=_env_list(env) or None,
-            user=spec.user,
             hostname=name,
             restart="unless-stopped",
             must_run=True,

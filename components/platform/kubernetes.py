@@ -1,15 +1,19 @@
 """Kubernetes implementation of the platform seam: StatefulSets behind headless Services."""
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from . import kube_forward
 from .base import ADMIN_LABEL, SERVER_LABEL, JobSpec, ProcessSpec, RunningProcess, StorageRef, labels
+
+AdminAccess = Literal["auto", "forward", "direct"]
 
 
 @dataclass(frozen=True)
@@ -20,9 +24,18 @@ class KubernetesSettings:
     """Where the service pods live; the NetworkPolicies admit them from there."""
     storage_class: str | None = None
     admin_endpoints: Mapping[str, str] = field(default_factory=dict)
-    """Process name -> 'host:port' the Pulumi program dials instead (a port-forward, a
-    LoadBalancer); the in-cluster Service name by default, for a runner inside the cluster."""
+    """Process name -> 'host:port' the Pulumi program dials instead (a LoadBalancer, a tunnel)."""
+    admin_access: AdminAccess = "auto"
+    """How the program reaches each PostgreSQL primary: 'forward' through a port-forward of the
+    API server (a runner outside the cluster with a kubeconfig), 'direct' by the Service's DNS
+    name (a runner inside the cluster); 'auto' picks 'direct' inside a pod, else 'forward'."""
     protect: bool = True
+
+    @property
+    def forwards(self) -> bool:
+        if self.admin_access == "auto":
+            return "KUBERNETES_SERVICE_HOST" not in os.environ
+        return self.admin_access == "forward"
 
 
 def _file_key(path: str) -> str:
@@ -54,6 +67,7 @@ class KubernetesPlatform:
     """Runs processes as StatefulSets with PVC templates, probes, PDBs and NetworkPolicies."""
 
     kind = "kubernetes"
+    keeps_data = True  # every data claim is retained (persistentVolumeClaimRetentionPolicy)
 
     def __init__(
         self, name: str, settings: KubernetesSettings, opts: pulumi.ResourceOptions | None = None
@@ -65,20 +79,22 @@ class KubernetesPlatform:
             ns = k8s.core.v1.Namespace(
                 f"{name}-namespace",
                 metadata={"name": settings.namespace, "labels": {"app.kubernetes.io/part-of": "pgfleet"}},
-                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=settings.protect)),
+                # Never deleted by Pulumi: it holds the data's claims, which outlive a destroy.
+                opts=pulumi.ResourceOptions.merge(
+                    opts, pulumi.ResourceOptions(protect=settings.protect, retain_on_delete=True)),
             )
             self.namespace = ns.metadata.name
         else:
             self.namespace = pulumi.Output.from_input(settings.namespace)
 
-    def _meta(self, name: str, extra: Mapping[str, str]) -> dict[str, Any]:
-        return {"name": name, "namespace": self.namespace, "labels": dict(extra)}
+    def _meta(self, name: str, extra: Mapping[str, str], namespace: pulumi.Input[str] | None = None) -> dict[str, Any]:
+        return {"name": name, "namespace": namespace or self.namespace, "labels": dict(extra)}
 
     def _secret(self, name: str, data: Mapping[str, pulumi.Input[str]], meta_labels: Mapping[str, str],
-                opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+                opts: pulumi.ResourceOptions, namespace: pulumi.Input[str] | None = None) -> k8s.core.v1.Secret:
         return k8s.core.v1.Secret(
             name,
-            metadata=self._meta(name, meta_labels),
+            metadata=self._meta(name, meta_labels, namespace),
             type="Opaque",
             string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
             opts=opts,
@@ -204,13 +220,7 @@ class KubernetesPlatform:
             )
         self._network_policy(spec, selector, opts)
         dns = pulumi.Output.concat(service.metadata.name, ".", self.namespace, ".svc.cluster.local")
-        admin_ports = {p.name: p.port for p in spec.ports}
-        override = self.settings.admin_endpoints.get(spec.name)
-        if override:
-            host, _, port = override.rpartition(":")
-            admin_ports = {name: int(port) for name in admin_ports}
-        # Through the StatefulSet's status: the address resolves once its pods are ready.
-        admin_host = pulumi.Output.all(statefulset.status, dns).apply(lambda v: host if override else v[1])
+        admin_host, admin_ports = self._admin_endpoint(spec, statefulset, dns)
         return RunningProcess(
             name=spec.name,
             host=dns,
@@ -223,6 +233,31 @@ class KubernetesPlatform:
                             resource=statefulset) if spec.data is not None else None,
             selector=selector,
         )
+
+    def _admin_endpoint(self, spec: ProcessSpec, statefulset: k8s.apps.v1.StatefulSet,
+                        dns: pulumi.Output[str]) -> tuple[pulumi.Output[str], dict[str, int]]:
+        """Where the program dials the process; resolves once its pods are ready (the
+        StatefulSet's status is known only after Pulumi's readiness wait)."""
+        ports = {p.name: p.port for p in spec.ports}
+        override = self.settings.admin_endpoints.get(spec.name)
+        if override:
+            host, _, port = override.rpartition(":")
+            return statefulset.status.apply(lambda _: host), {name: int(port) for name in ports}
+        if spec.role == "postgres" and self.settings.forwards:
+            # The PostgreSQL provider connects to pod 0 (the primary) through a forward whose
+            # socket path depends only on the pod: the provider's inputs are the same every run.
+            port = ports["postgres"]
+
+            def forward(values: list[Any]) -> str:
+                status, namespace, name = values
+                pod = f"{name}-0"
+                ready = status.get("ready_replicas") if isinstance(status, dict) else getattr(status, "ready_replicas", None)
+                if not ready:  # under mocks, or no pod ready (yet): the path, and no forward
+                    return str(kube_forward.socket_dir(namespace, pod, port))
+                return kube_forward.ensure(namespace, pod, port)
+
+            return pulumi.Output.all(statefulset.status, self.namespace, statefulset.metadata.name).apply(forward), ports
+        return pulumi.Output.all(statefulset.status, dns).apply(lambda v: v[1]), ports
 
     def schedule(self, job: JobSpec, opts: pulumi.ResourceOptions) -> pulumi.Resource:
         job_labels = labels(job.name, "backup", job.server)
@@ -302,5 +337,8 @@ class KubernetesPlatform:
     def store_secret(
         self, name: str, data: Mapping[str, pulumi.Input[str]], opts: pulumi.ResourceOptions
     ) -> pulumi.Output[str] | None:
-        secret = self._secret(name, data, {"app.kubernetes.io/part-of": "pgfleet"}, opts)
-        return pulumi.Output.concat(self.namespace, "/", secret.metadata.name)
+        # In the services' namespace, where their pods can mount it (the namespace is theirs:
+        # it must exist; pgfleet does not create or delete it).
+        namespace = self.settings.services_namespace or self.namespace
+        secret = self._secret(name, data, {"app.kubernetes.io/part-of": "pgfleet"}, opts, namespace)
+        return pulumi.Output.concat(secret.metadata.namespace, "/", secret.metadata.name)

@@ -115,9 +115,9 @@ step_pgsubset() {
 # cmd/pulumi-resource-kubernetes with the two files that `go generate` writes there and upstream
 # does not commit (schema.json with `.version` set, and the compacted terraform-mapping.json),
 # in a wrapper module that restates its one replace (sdk/v4 => ../sdk, published at the same
-# release). The binary says the version of its code; it is installed under the one the SDK asks for.
+# release).
 step_provider_kubernetes() {
-  local ver="$PROVIDER_KUBERNETES_VERSION" code="$KUBERNETES_PROVIDER_CODE_VERSION"
+  local ver="$PROVIDER_KUBERNETES_VERSION" code="$PROVIDER_KUBERNETES_VERSION"
   if foreign_plugin kubernetes "$ver"; then echo "found|resource-kubernetes v$ver in the plugin cache"; return 0; fi
   local h out bin=pulumi-resource-kubernetes status=cached
   h="$(printf '%s %s' "$KUBERNETES_PROVIDER_MODULE" "$code" | sha256sum | cut -c1-12)"
@@ -146,5 +146,5 @@ MOD
     rm -rf "$b"
   fi
   install_plugin kubernetes "$ver" "$out"
-  echo "$status|$out/$bin (code v$code, installed as v$ver)"
+  echo "$status|$out/$bin"
 }

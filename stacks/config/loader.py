@@ -14,7 +14,7 @@ from .models import StackConfig
 #: The Pulumi config keys the program reads, in the project's namespace.
 CONFIG_KEYS: tuple[str, ...] = tuple(StackConfig.model_fields)
 #: Secret keys, read with `get_secret` so they stay secret: never part of the validated model.
-SECRET_KEYS: tuple[str, ...] = ("vaultToken", "backupS3AccessKey", "backupS3SecretKey")
+SECRET_KEYS: tuple[str, ...] = ("vaultToken", "backupS3AccessKey", "backupS3SecretKey", "backupPassphrase")
 
 
 class ConfigError(Exception):

@@ -261,7 +261,13 @@ class KubernetesConfig(_Section):
     storage_class: str | None = None
     admin_endpoints: dict[str, str] = Field(
         default_factory=dict,
-        description="Process name -> 'host:port' the program dials (port-forwards); in-cluster DNS by default.",
+        description="Process name -> 'host:port' the program dials instead (a LoadBalancer, a tunnel).",
+    )
+    admin_access: Literal["auto", "forward", "direct"] = Field(
+        "auto",
+        description="How the program reaches each primary: 'forward' (a port-forward through the API "
+        "server, for a runner outside the cluster), 'direct' (Service DNS, a runner in the cluster); "
+        "'auto': direct inside a pod, else forward.",
     )
 
     @model_validator(mode="after")

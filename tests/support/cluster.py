@@ -39,6 +39,7 @@ class Cluster:
         self.apps = client.AppsV1Api(self.api_client)
         self.batch = client.BatchV1Api(self.api_client)
         self.networking = client.NetworkingV1Api(self.api_client)
+        self.policy = client.PolicyV1Api(self.api_client)
         self.storage = client.StorageV1Api(self.api_client)
 
     @contextmanager
@@ -85,14 +86,15 @@ class Cluster:
         return self.core.read_namespaced_pod_log(pod, namespace, _preload_content=False).data.decode()
 
 
-def wait(check: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
-    """Poll until check() is truthy (ApiException counts as not yet); return its value."""
+def wait(check: Callable[[], T], timeout: float, what: str, interval: float = 0.5,
+         errors: tuple[type[Exception], ...] = (ApiException,)) -> T:
+    """Poll until check() is truthy (one of `errors` counts as not yet); return its value."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         try:
             value = check()
-        except ApiException as error:
+        except errors as error:
             last = error
             value = None
         if value:

@@ -30,6 +30,7 @@ def engine_env(state_dir: Path) -> dict[str, str]:
         "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",  # the plugin cache's copies, as setup/env.sh says
         "PULUMI_HOME": os.environ.get("PULUMI_HOME", str(Path.home() / ".pulumi")),
         # the cluster the kubernetes provider talks to (scripts/test.sh sets it)
         **({"KUBECONFIG": os.environ["KUBECONFIG"]} if os.environ.get("KUBECONFIG") else {}),
@@ -53,8 +54,11 @@ def config_values(config: Mapping[str, Any]) -> dict[str, auto.ConfigValue]:
 
 @contextmanager
 def throwaway_stack(tmp: Path, name: str, config: Mapping[str, Any],
-                    secret_config: Mapping[str, str] | None = None) -> Iterator[auto.Stack]:
-    """A new stack with this config; destroyed and removed afterwards, whatever happened."""
+                    secret_config: Mapping[str, str] | None = None, protected: bool = False) -> Iterator[auto.Stack]:
+    """A new stack with this config; destroyed and removed afterwards, whatever happened.
+
+    `protected`: its data is protected (a Kubernetes stack): protection is lifted first, and the
+    program runs during destroy (it opens the port-forwards the PostgreSQL provider dials)."""
     state = tmp / "state"
     state.mkdir(parents=True, exist_ok=True)
     work = _work_dir(tmp)
@@ -67,6 +71,9 @@ def throwaway_stack(tmp: Path, name: str, config: Mapping[str, Any],
         yield stack
     finally:
         try:
-            stack.destroy(on_output=lambda _: None)
+            if protected:
+                stack.set_config(f"{PROJECT}:protect", auto.ConfigValue("false"))
+                stack.up(on_output=lambda _: None)
+            stack.destroy(on_output=lambda _: None, run_program=protected)
         finally:
             workspace.remove_stack(stack.name, force=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -52,23 +53,42 @@ class Live:
         self.urls: dict[str, Any] = values[outputs.CONNECTION_URLS]
         self.secret_ids: dict[str, str] = values[outputs.VAULT_SECRET_IDS]
         self.vault: dict[str, Any] = values[outputs.VAULT]
-        self.root_token: str = values[outputs.VAULT_ROOT_TOKEN]
+        self.root_token: str | None = values.get(outputs.VAULT_ROOT_TOKEN)  # a managed Vault's only
         self.servers: dict[str, Any] = values[outputs.SERVERS]
         self.admin_passwords: dict[str, str] = values[outputs.SERVER_ADMIN_PASSWORDS]
 
+    def dial(self, server: str, read: bool = False) -> tuple[str, str]:
+        """How this process reaches a server's primary (or read host): a URL's host:port, and
+        query parameters. Here: its port published on 127.0.0.1."""
+        info = self.servers[server]
+        return f"127.0.0.1:{info['local_read_port'] if read else info['local_port']}", ""
+
+    def server_url(self, server: str, user: str, password: str, database: str, read: bool = False,
+                   query: str = "") -> str:
+        """A libpq URL (the form psycopg takes) for these credentials on that server."""
+        host, extra = self.dial(server, read)
+        return urlunsplit(("postgresql", f"{user}:{password}@{host}", f"/{database}",
+                           "&".join(q for q in (query, extra) if q), ""))
+
     def url(self, service: str, kind: str = "url") -> str:
-        """A service URL through its server's host port, in the libpq form psycopg takes."""
+        """A service URL, with the host replaced by the way this process reaches its server."""
         parts = urlsplit(self.urls[service][kind])
-        server = self.servers[self.services[service]["server"]]
+        name = self.services[service]["server"]
+        server = self.servers[name]
         read = kind.startswith("read") and parts.hostname == server["read_host"] != server["host"]
-        port = server["local_read_port"] if read else server["local_port"]
-        netloc = f"{parts.username}:{parts.password}@127.0.0.1:{port}"
-        return urlunsplit(("postgresql", netloc, parts.path, parts.query, ""))
+        return self.server_url(name, parts.username or "", parts.password or "", parts.path.lstrip("/"), read,
+                               parts.query)
 
     def admin(self, service: str, database: str = "postgres") -> str:
         name = self.services[service]["server"]
-        server = self.servers[name]
-        return f"postgresql://{server['admin_username']}:{self.admin_passwords[name]}@127.0.0.1:{server['local_port']}/{database}"
+        return self.server_url(name, self.servers[name]["admin_username"], self.admin_passwords[name], database)
+
+    def exported_state(self) -> str:
+        """`pulumi stack export` as an operator runs it (secrets stay encrypted)."""
+        workspace = self.stack.workspace
+        return subprocess.run(["pulumi", "stack", "export", "--stack", self.stack.name], cwd=workspace.work_dir,
+                              env={**os.environ, **(workspace.env_vars or {})}, capture_output=True, text=True,
+                              check=True).stdout
 
     def vault_client(self, token: str | None = None) -> hvac.Client:
         address = self.vault["address"]
@@ -107,13 +127,11 @@ def check_no_service_reaches_another(live: Live) -> int:
         for other, info in live.services.items():
             if other == service:
                 continue
-            port = live.servers[info["server"]]["local_port"]
-            parts = urlsplit(live.url(service))
-            target = parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{port}",
-                                    path=f"/{info['database']}")
+            own = urlsplit(live.urls[service]["url"])
+            target = live.server_url(info["server"], own.username or "", own.password or "", info["database"])
             with pytest.raises(psycopg.OperationalError,
                                match="permission denied for database|password authentication failed"):
-                connect(urlunsplit(target)).close()
+                connect(target).close()
             attempts += 1
     n = len(live.services)
     assert attempts == n * (n - 1)

@@ -80,4 +80,5 @@ def run_stack(config: Mapping[str, Any], secret_config: Mapping[str, str] | None
 
 
 #: Secret config a stack needs for external Vault and S3 targets, with throwaway values.
-TEST_SECRETS = {"vaultToken": "test-token", "backupS3AccessKey": "test-access", "backupS3SecretKey": "test-secret"}
+TEST_SECRETS = {"vaultToken": "test-token", "backupS3AccessKey": "test-access", "backupS3SecretKey": "test-secret",
+                "backupPassphrase": "test-passphrase"}

@@ -8,7 +8,7 @@ import pytest
 
 from stacks.config import ConfigError, StackConfig, parse_config
 from stacks.config.types import duration_ms
-from tests.support.program import run_stack, stack_config
+from tests.support.program import TEST_SECRETS, run_stack, stack_config
 
 BASE: dict[str, Any] = {
     "platform": "docker",
@@ -142,6 +142,14 @@ def test_missing_secret_fails_before_any_resource() -> None:
     config = with_changes(vault={"mode": "external", "address": "https://vault:8200"})
     with pytest.raises(ConfigError, match="vaultToken: required with vault.mode 'external'"):
         run_stack(config)
+
+
+def test_prod_backups_need_a_passphrase_that_outlives_the_stack() -> None:
+    config = stack_config("Pulumi.prod.yaml")
+    secrets = {k: v for k, v in TEST_SECRETS.items() if k != "backupPassphrase"}
+    with pytest.raises(ConfigError, match="backupPassphrase: required on kubernetes with backup.encryption"):
+        run_stack(config, secret_config=secrets)
+    run_stack(config, secret_config=TEST_SECRETS)  # and given, the same config passes
 
 
 def test_docker_server_without_port_is_refused() -> None:

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from components.platform import kube_forward
 from components import BackupBucket, BackupBucketArgs, PoolerArgs, SharedServer, SharedServerArgs
 from tests.support.platforms import make_platform
 from tests.support.program import Run, run
@@ -15,9 +16,10 @@ STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 CRONJOB = "kubernetes:batch/v1:CronJob"
 
 
-def build(kind: str, protect: bool = False, backup: bool = False, **options: Any) -> Run:
+def build(kind: str, protect: bool = False, backup: bool = False,
+          platform_settings: dict[str, Any] | None = None, **options: Any) -> Run:
     def program() -> SharedServer:
-        platform = make_platform(kind, protect)
+        platform = make_platform(kind, protect, **(platform_settings or {}))
         bucket = BackupBucket("bk", BackupBucketArgs(platform=platform, archive_timeout_s=60)) if backup else None
         return SharedServer("main", SharedServerArgs(
             platform=platform, image="pg:15", host_port=5432, databases=["a_db", "b_db"],
@@ -100,8 +102,18 @@ def test_kubernetes_primary_statefulset() -> None:
     assert outcome.mocks.named("main-service").inputs["spec"]["clusterIP"] == "None"
     assert outcome.mocks.named("main-pdb").inputs["spec"]["minAvailable"] == 1
     provider = outcome.mocks.named("main-provider")
-    assert provider.inputs["host"] == "main.db.svc.cluster.local"
     assert statefulset.urn in provider.dependencies
+
+
+@pytest.mark.parametrize(("access", "host"), [
+    ("direct", "main.db.svc.cluster.local"),
+    # a Unix socket directory named after the pod alone: the same on every run and runner
+    ("forward", str(kube_forward.socket_dir("db", "main-0", 5432))),
+])
+def test_kubernetes_provider_reaches_the_primary_directly_or_through_a_forward(access: str, host: str) -> None:
+    outcome = build("kubernetes", platform_settings={"admin_access": access})
+    provider = outcome.mocks.named("main-provider")
+    assert (provider.inputs["host"], provider.inputs["port"]) == (host, "5432")  # the SDK sends a string
 
 
 def test_kubernetes_network_policy_admits_only_clients_and_own_helpers() -> None:
@@ -121,7 +133,9 @@ def test_replicas_clone_from_the_primary_with_a_replication_role() -> None:
     assert replicator["replication"] is True and replicator["login"] is True
     replica = outcome.mocks.named("main-read", CONTAINER)
     script = replica.inputs["command"][0]
-    assert "pg_basebackup -h main -p 5432" in script and "-R -X stream --checkpoint=fast" in script
+    assert "pg_basebackup -h main -p 5432" in script and "-X stream --checkpoint=fast" in script
+    # the connection at every start, the password only from the environment
+    assert '"primary_conninfo=host=main port=5432 user=$REPLICATION_USER"' in script and "password=" not in script
     assert replica.inputs["ports"] == [{"internal": 5432, "external": 5442, "ip": "127.0.0.1"}]
     assert outcome.values["read_host"].value == "main-read"
     assert outcome.mocks.named("main-replicator").urn in replica.dependencies

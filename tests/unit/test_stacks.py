@@ -173,7 +173,7 @@ def test_prod_uses_the_external_vault_and_delivers_secret_ids_as_secrets(prod: R
         secret = prod.mocks.named(f"{name}-vault-secret-id", "kubernetes:core/v1:Secret")
         assert secret.is_secret("stringData.VAULT_SECRET_ID")
     refs = {s: e["vault_secret_id_ref"] for s, e in prod.values[outputs.SERVICES].value.items()}
-    assert refs["auth"] == "databases/auth-vault-secret-id"
+    assert refs["auth"] == "apps/auth-vault-secret-id"  # the services' namespace, where their pods are
 
 
 def test_docker_prefix_renames_containers_and_volumes_but_not_hosts() -> None:
@@ -186,3 +186,15 @@ def test_docker_prefix_renames_containers_and_volumes_but_not_hosts() -> None:
     shared = outcome.mocks.named("shared", "docker:index/container:Container")
     assert shared.inputs["networksAdvanced"][0]["aliases"] == ["shared"]
     assert outcome.values[outputs.SERVICES].value["auth"]["write_host"] == "shared"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_what_lives_in_a_kept_volume_is_kept_when_the_stack_forgets_it(stack: str, request: pytest.FixtureRequest) -> None:
+    # On Kubernetes the data claims outlive the stack, so databases and roles are never dropped
+    # by a destroy or a service removed from the config; on Docker the volume goes with them.
+    outcome: Run = request.getfixturevalue(stack)
+    in_server = [r for r in outcome.mocks.registered if r.typ.startswith("postgresql:")]
+    assert {r.typ for r in in_server} >= {"postgresql:index/role:Role", "postgresql:index/database:Database"}
+    assert {r.retain_on_delete for r in in_server} == {stack == "prod"}
+    if stack == "prod":  # and the namespace that holds the claims
+        assert outcome.mocks.named("pgfleet-namespace").retain_on_delete

@@ -223,6 +223,21 @@ func (c config) execEach(ctx context.Context, database string, stmts ...string) 
 	return nil
 }
 
+// exists runs a query that returns a row when the object it asks about exists.
+func (c config) exists(ctx context.Context, query string, args ...any) (bool, error) {
+	conn, err := c.connect(ctx, "")
+	if err != nil {
+		return false, fmt.Errorf("connecting to %s@%s:%d: %w", c.user, c.host, c.port, err)
+	}
+	defer conn.Close(ctx)
+	var one int
+	err = conn.QueryRow(ctx, query, args...).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // ---------------------------------------------------------------------------------------------
 // the gRPC server
 

@@ -46,6 +46,13 @@ var roleKind = &kind{
 		if name == "" {
 			return "", fmt.Errorf("role: name is required")
 		}
+		// A role that exists already (a server brought back on the volume a destroyed stack kept)
+		// is adopted: given every attribute, membership and setting declared, password included.
+		if found, err := c.exists(ctx, "SELECT 1 FROM pg_roles WHERE rolname = $1", name); err != nil {
+			return "", err
+		} else if found {
+			return roleUpdate(ctx, c, name, props{}, in)
+		}
 		stmts := []string{"CREATE ROLE " + ident(name) + " WITH " + roleOptions(c, in, true)}
 		for _, r := range strs(in, "roles") {
 			stmts = append(stmts, "GRANT "+ident(r)+" TO "+ident(name))
@@ -53,28 +60,7 @@ var roleKind = &kind{
 		stmts = append(stmts, roleSettings(name, in)...)
 		return name, c.exec(ctx, "", stmts...)
 	},
-	update: func(ctx context.Context, c config, id string, olds, news props) (string, error) {
-		oldName, name := str(olds, "name"), str(news, "name")
-		var stmts []string
-		if oldName != "" && oldName != name {
-			stmts = append(stmts, "ALTER ROLE "+ident(oldName)+" RENAME TO "+ident(name))
-		}
-		// a rename clears an MD5 password, so the password is always (re)set when given
-		stmts = append(stmts, "ALTER ROLE "+ident(name)+" WITH "+roleOptions(c, news, false))
-		oldRoles, newRoles := set(strs(olds, "roles")), set(strs(news, "roles"))
-		for r := range oldRoles {
-			if !newRoles[r] {
-				stmts = append(stmts, "REVOKE "+ident(r)+" FROM "+ident(name))
-			}
-		}
-		for r := range newRoles {
-			if !oldRoles[r] {
-				stmts = append(stmts, "GRANT "+ident(r)+" TO "+ident(name))
-			}
-		}
-		stmts = append(stmts, roleSettings(name, news)...)
-		return name, c.exec(ctx, "", stmts...)
-	},
+	update: roleUpdate,
 	remove: func(ctx context.Context, c config, id string, olds props) error {
 		name := str(olds, "name")
 		if boolean(olds, "skipDropRole", false) {
@@ -92,6 +78,29 @@ var roleKind = &kind{
 		stmts = append(stmts, "DROP ROLE IF EXISTS "+ident(name))
 		return c.exec(ctx, "", stmts...)
 	},
+}
+
+func roleUpdate(ctx context.Context, c config, id string, olds, news props) (string, error) {
+	oldName, name := str(olds, "name"), str(news, "name")
+	var stmts []string
+	if oldName != "" && oldName != name {
+		stmts = append(stmts, "ALTER ROLE "+ident(oldName)+" RENAME TO "+ident(name))
+	}
+	// a rename clears an MD5 password, so the password is always (re)set when given
+	stmts = append(stmts, "ALTER ROLE "+ident(name)+" WITH "+roleOptions(c, news, false))
+	oldRoles, newRoles := set(strs(olds, "roles")), set(strs(news, "roles"))
+	for r := range oldRoles {
+		if !newRoles[r] {
+			stmts = append(stmts, "REVOKE "+ident(r)+" FROM "+ident(name))
+		}
+	}
+	for r := range newRoles {
+		if !oldRoles[r] {
+			stmts = append(stmts, "GRANT "+ident(r)+" TO "+ident(name))
+		}
+	}
+	stmts = append(stmts, roleSettings(name, news)...)
+	return name, c.exec(ctx, "", stmts...)
 }
 
 func set(xs []string) map[string]bool {
@@ -170,6 +179,12 @@ var databaseKind = &kind{
 		if name == "" {
 			return "", fmt.Errorf("database: name is required")
 		}
+		// adopted when it exists already, as roles are: its owner and limits set as declared
+		if found, err := c.exists(ctx, "SELECT 1 FROM pg_database WHERE datname = $1", name); err != nil {
+			return "", err
+		} else if found {
+			return databaseUpdate(ctx, c, name, props{}, in)
+		}
 		q := "CREATE DATABASE " + ident(name)
 		if o := str(in, "owner"); o != "" {
 			q += " OWNER " + ident(o)
@@ -194,21 +209,7 @@ var databaseKind = &kind{
 		}
 		return name, c.execEach(ctx, "", stmts...)
 	},
-	update: func(ctx context.Context, c config, id string, olds, news props) (string, error) {
-		oldName, name := str(olds, "name"), str(news, "name")
-		var stmts []string
-		if oldName != "" && oldName != name {
-			stmts = append(stmts, "ALTER DATABASE "+ident(oldName)+" RENAME TO "+ident(name))
-		}
-		if o := str(news, "owner"); o != "" && o != str(olds, "owner") {
-			stmts = append(stmts, "ALTER DATABASE "+ident(name)+" OWNER TO "+ident(o))
-		}
-		stmts = append(stmts, "ALTER DATABASE "+ident(name)+
-			" WITH CONNECTION LIMIT "+strconv.Itoa(integer(news, "connectionLimit", -1))+
-			" ALLOW_CONNECTIONS "+strconv.FormatBool(boolean(news, "allowConnections", true))+
-			" IS_TEMPLATE "+strconv.FormatBool(boolean(news, "isTemplate", false)))
-		return name, c.execEach(ctx, "", stmts...)
-	},
+	update: databaseUpdate,
 	remove: func(ctx context.Context, c config, id string, olds props) error {
 		name := str(olds, "name")
 		stmts := []string{}
@@ -222,6 +223,22 @@ var databaseKind = &kind{
 			"DROP DATABASE IF EXISTS "+ident(name))
 		return c.execEach(ctx, "", stmts...)
 	},
+}
+
+func databaseUpdate(ctx context.Context, c config, id string, olds, news props) (string, error) {
+	oldName, name := str(olds, "name"), str(news, "name")
+	var stmts []string
+	if oldName != "" && oldName != name {
+		stmts = append(stmts, "ALTER DATABASE "+ident(oldName)+" RENAME TO "+ident(name))
+	}
+	if o := str(news, "owner"); o != "" && o != str(olds, "owner") {
+		stmts = append(stmts, "ALTER DATABASE "+ident(name)+" OWNER TO "+ident(o))
+	}
+	stmts = append(stmts, "ALTER DATABASE "+ident(name)+
+		" WITH CONNECTION LIMIT "+strconv.Itoa(integer(news, "connectionLimit", -1))+
+		" ALLOW_CONNECTIONS "+strconv.FormatBool(boolean(news, "allowConnections", true))+
+		" IS_TEMPLATE "+strconv.FormatBool(boolean(news, "isTemplate", false)))
+	return name, c.execEach(ctx, "", stmts...)
 }
 
 // ---------------------------------------------------------------------------------------------

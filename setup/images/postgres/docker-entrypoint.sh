@@ -30,6 +30,12 @@ if [ "$1" != postgres ] || wants_info "${@:2}"; then
 fi
 
 if [ "$(id -u)" = 0 ]; then
+  # PGDATA may sit one level below a volume's root (clear of lost+found), and that root may
+  # belong to root with no access for others (a host-path volume ignores fsGroup).
+  data_root="$(dirname "$PGDATA")"
+  if [ "$data_root" != / ] && [ "$(stat -c %u "$data_root" 2>/dev/null)" = 0 ]; then
+    chown postgres:postgres "$data_root"
+  fi
   mkdir -p "$PGDATA" /var/run/postgresql
   chmod 700 "$PGDATA" 2>/dev/null || true
   chown postgres:postgres "$PGDATA" /var/run/postgresql 2>/dev/null || true
@@ -104,6 +110,15 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   unset PGUSER PGDATABASE
   pg_ctl -D "$PGDATA" -m fast -w stop
   log "initialisation done"
+elif [ -n "$POSTGRES_PASSWORD" ] && [ ! -e "$PGDATA/standby.signal" ]; then
+  # The platform holds the superuser's password, not the volume: a data directory kept from an
+  # earlier deployment (or a restored one) gets the current password before it serves. Single-
+  # user mode reads the statement from stdin, so the password shows in no process list.
+  log "setting the password of $POSTGRES_USER"
+  sql_user="${POSTGRES_USER//\"/\"\"}"
+  sql_password="${POSTGRES_PASSWORD//\'/\'\'}"
+  printf "ALTER ROLE \"%s\" WITH PASSWORD '%s';\n" "$sql_user" "$sql_password" \
+    | postgres --single -D "$PGDATA" postgres >/dev/null
 fi
 
 shift  # drop "postgres"

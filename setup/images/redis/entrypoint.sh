@@ -5,6 +5,13 @@ set -Eeuo pipefail
 if [ "$#" -eq 0 ] || [ "${1:0:1}" = '-' ]; then
   set -- redis-server "$@"
 fi
+# Started as root (as the official image is), the server's data directory is made its own
+# (a fresh volume may belong to root: a host-path volume ignores fsGroup), then redis runs as
+# user redis.
+if [ "$1" = redis-server ] && [ "$(id -u)" = 0 ]; then
+  find . \! -user redis -exec chown redis:redis '{}' + 2>/dev/null || true
+  exec setpriv --reuid=redis --regid=redis --init-groups "${BASH_SOURCE[0]}" "$@"
+fi
 if [ "$1" = redis-server ]; then
   has_conf=0; has_pm=0
   for a in "${@:2}"; do
