@@ -59,6 +59,9 @@ class SharedServerArgs:
     memory: str | None = None
     protect: bool | None = None
     """Protect the data volume from deletion; the platform's default (on in prod) when None."""
+    host_name: str | None = None
+    """The host name the server goes by (container, Service): the component's name as a DNS
+    label when None. Its replicas, pooler and exporter take it with -read, -pooler, -metrics."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,9 @@ class SharedServer(pulumi.ComponentResource):
         super().__init__("pgfleet:postgres:SharedServer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         platform = args.platform
-        host = dns_name(name)
+        # resources keyed by the component's name, the server's objects by its host name
+        self._key, host = dns_name(name), args.host_name or dns_name(name)
+        self._host = host
         protect = platform.protect if args.protect is None else args.protect
 
         self.admin_username = args.admin_username
@@ -164,7 +169,8 @@ class SharedServer(pulumi.ComponentResource):
 
         primary = platform.run(
             ProcessSpec(
-                name=host,
+                name=self._key,
+                host=host,
                 role="postgres",
                 server=host,
                 image=args.image,
@@ -216,7 +222,7 @@ class SharedServer(pulumi.ComponentResource):
             self._exporter(name, args, primary, admin, child)
         if args.backup:
             for job in args.backup.jobs(
-                host, host, args.backup_image or args.image, primary, PGDATA,
+                self._key, host, args.backup_image or args.image, primary, PGDATA,
                 args.admin_username, self.admin_password, args.databases,
             ):
                 platform.schedule(job, pulumi.ResourceOptions(parent=self, depends_on=list(primary.resources)))
@@ -254,12 +260,13 @@ class SharedServer(pulumi.ComponentResource):
                   child: pulumi.ResourceOptions, settings: Mapping[str, str], protect: bool) -> RunningProcess:
         role, password = self._login_role(name, "replicator", admin, replication=True)
         replica_settings = {k: v for k, v in settings.items() if not k.startswith("archive_")}
-        script = _replica_script(dns_name(name), _settings_args(replica_settings))
+        script = _replica_script(self._host, _settings_args(replica_settings))
         return args.platform.run(
             ProcessSpec(
-                name=f"{dns_name(name)}-read",
+                name=f"{self._key}-read",
+                host=f"{self._host}-read",
                 role="replica",
-                server=dns_name(name),
+                server=self._host,
                 image=args.image,
                 ports=[PortSpec("postgres", POSTGRES_PORT, args.read_host_port)],
                 command=["bash", "-c"],
@@ -293,9 +300,10 @@ class SharedServer(pulumi.ComponentResource):
         userlist = pulumi.Output.concat('"', args.admin_username, '" "', self.admin_password, '"\n')
         return args.platform.run(
             ProcessSpec(
-                name=f"{dns_name(name)}-pooler",
+                name=f"{self._key}-pooler",
+                host=f"{self._host}-pooler",
                 role="pooler",
-                server=dns_name(name),
+                server=self._host,
                 image=pooler.image,
                 ports=[PortSpec("pgbouncer", 6432, pooler.host_port)],
                 files={"/etc/pgbouncer/pgbouncer.ini": ini, "/etc/pgbouncer/userlist.txt": userlist},
@@ -313,9 +321,10 @@ class SharedServer(pulumi.ComponentResource):
         )
         return args.platform.run(
             ProcessSpec(
-                name=f"{dns_name(name)}-metrics",
+                name=f"{self._key}-metrics",
+                host=f"{self._host}-metrics",
                 role="exporter",
-                server=dns_name(name),
+                server=self._host,
                 image=args.exporter_image or "",
                 ports=[PortSpec("metrics", 9187, args.exporter_host_port, restricted=False)],
                 secret_env={"DATA_SOURCE_NAME": dsn},

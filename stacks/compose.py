@@ -106,6 +106,7 @@ def _server_args(config: StackConfig, platform: Platform, name: str, settings: S
         platform=platform,
         image=images.postgres,
         host_port=settings.port,
+        host_name=settings.host,
         storage=settings.storage,
         replicas=settings.replicas,
         read_host_port=settings.read_port,

@@ -66,7 +66,7 @@ class ProcessSpec:
     """A long-running process: one container (or pod per instance)."""
 
     name: str
-    """Unique in the stack and DNS-safe; also the host name other processes use."""
+    """Unique in the stack and DNS-safe; keys the Pulumi resources of the process."""
     role: ProcessRole
     server: str
     """The server it belongs to (labels, NetworkPolicy peers)."""
@@ -86,8 +86,16 @@ class ProcessSpec:
     clients: Sequence[Mapping[str, str]] = ()
     """Pod label selectors of the services allowed to reach the restricted ports."""
     instances: int = 1
+    host: str | None = None
+    """The name the platform gives it (container, Service) and other processes reach it by;
+    `name` when None."""
     cpu: str | None = None
     memory: str | None = None
+
+
+    @property
+    def hostname(self) -> str:
+        return self.host or self.name
 
 
 @dataclass

@@ -65,9 +65,9 @@ class DockerPlatform:
             opts=opts,
         )
 
-    def _volume(self, name: str, retain: bool, opts: pulumi.ResourceOptions) -> docker.Volume:
+    def _volume(self, key: str, name: str, retain: bool, opts: pulumi.ResourceOptions) -> docker.Volume:
         return docker.Volume(
-            name,
+            key,
             name=f"{self.settings.prefix}{name}",
             labels=[docker.VolumeLabelArgs(label="app.kubernetes.io/part-of", value="pgfleet")],
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=retain, retain_on_delete=retain)),
@@ -75,6 +75,7 @@ class DockerPlatform:
 
     def _container(
         self,
+        key: str,
         name: str,
         spec: ProcessSpec,
         volumes: Sequence[docker.ContainerVolumeArgs],
@@ -84,7 +85,7 @@ class DockerPlatform:
         env = {**spec.env, **{k: pulumi.Output.secret(v) for k, v in spec.secret_env.items()}}
         health = spec.health
         return docker.Container(
-            name,
+            key,
             name=f"{self.settings.prefix}{name}",
             image=spec.image,
             entrypoints=list(spec.command) if spec.command else None,
@@ -93,9 +94,9 @@ class DockerPlatform:
             hostname=name,
             restart="unless-stopped",
             must_run=True,
-            labels=_docker_labels({**labels(spec.name, spec.role, spec.server), **self.settings.extra_labels}),
+            labels=_docker_labels({**labels(spec.hostname, spec.role, spec.server), **self.settings.extra_labels}),
             networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=sorted({name, spec.name}))
+                docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=sorted({name, spec.hostname}))
             ],
             ports=[
                 docker.ContainerPortArgs(internal=p.port, external=p.host_port, ip=self.settings.bind_address)
@@ -127,28 +128,30 @@ class DockerPlatform:
         containers: list[docker.Container] = []
         data: StorageRef | None = None
         for index in range(spec.instances):
-            name = spec.name if spec.instances == 1 else f"{spec.name}-{index}"
+            # resources keyed by the spec's name, platform objects named by its host name
+            key, name = (spec.name, spec.hostname) if spec.instances == 1 else (
+                f"{spec.name}-{index}", f"{spec.hostname}-{index}")
             mounts = list(spec.mounts)
             if spec.data is not None:
-                volume = self._volume(f"{name}-data", spec.data.retain, opts)
+                volume = self._volume(f"{key}-data", f"{name}-data", spec.data.retain, opts)
                 ref = StorageRef(name=f"{name}-data", claim=volume.name, resource=volume)
                 mounts.insert(0, (ref, spec.data.mount_path))
                 data = data or ref
             volumes = _volume_args(mounts)
             # Only the first instance publishes host ports: two cannot bind the same one.
-            containers.append(self._container(name, spec, volumes, opts, publish=index == 0))
+            containers.append(self._container(key, name, spec, volumes, opts, publish=index == 0))
         first = containers[0]
         published = {p.name: p.host_port for p in spec.ports if p.host_port is not None}
         return RunningProcess(
             name=spec.name,
             # Every instance carries the spec name as a network alias: one name for all replicas.
-            host=first.name.apply(lambda _: spec.name),
+            host=first.name.apply(lambda _: spec.hostname),
             ports={p.name: p.port for p in spec.ports},
             admin_host=first.id.apply(lambda _: self.settings.bind_address) if published else None,
             admin_ports=published,
             resources=containers,
             data=data,
-            selector=labels(spec.name, spec.role, spec.server),
+            selector=labels(spec.hostname, spec.role, spec.server),
         )
 
     def schedule(self, job: JobSpec, opts: pulumi.ResourceOptions) -> pulumi.Resource:
@@ -197,7 +200,7 @@ class DockerPlatform:
         )
 
     def storage(self, name: str, size: str, retain: bool, opts: pulumi.ResourceOptions) -> StorageRef:
-        volume = self._volume(name, retain, opts)
+        volume = self._volume(name, name, retain, opts)
         return StorageRef(name=name, claim=volume.name, resource=volume)
 
     def store_secret(

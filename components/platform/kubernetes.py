@@ -121,13 +121,13 @@ class KubernetesPlatform:
             ingress.append({"ports": open_ports})
         k8s.networking.v1.NetworkPolicy(
             f"{spec.name}-netpol",
-            metadata=self._meta(spec.name, selector),
+            metadata=self._meta(spec.hostname, selector),
             spec={"pod_selector": {"match_labels": dict(selector)}, "policy_types": ["Ingress"], "ingress": ingress},
             opts=opts,
         )
 
     def run(self, spec: ProcessSpec, opts: pulumi.ResourceOptions) -> RunningProcess:
-        selector = labels(spec.name, spec.role, spec.server)
+        selector = labels(spec.hostname, spec.role, spec.server)
         env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(spec.env.items())]
         volumes: list[dict[str, Any]] = []
         mounts: list[dict[str, Any]] = []
@@ -177,7 +177,7 @@ class KubernetesPlatform:
         }
         service = k8s.core.v1.Service(
             f"{spec.name}-service",
-            metadata=self._meta(spec.name, selector),
+            metadata=self._meta(spec.hostname, selector),
             spec={
                 "cluster_ip": "None",  # headless: stable per-pod DNS names for the StatefulSet
                 "selector": selector,
@@ -188,7 +188,7 @@ class KubernetesPlatform:
         retain = spec.data is not None and spec.data.retain
         statefulset = k8s.apps.v1.StatefulSet(
             f"{spec.name}-statefulset",
-            metadata=self._meta(spec.name, selector),
+            metadata=self._meta(spec.hostname, selector),
             spec={
                 "service_name": service.metadata.name,
                 "replicas": spec.instances,
@@ -214,7 +214,7 @@ class KubernetesPlatform:
             # A database pod is never evicted voluntarily below its instance count less one.
             k8s.policy.v1.PodDisruptionBudget(
                 f"{spec.name}-pdb",
-                metadata=self._meta(spec.name, selector),
+                metadata=self._meta(spec.hostname, selector),
                 spec={"selector": {"match_labels": selector}, "min_available": max(1, spec.instances - 1)},
                 opts=opts,
             )
@@ -239,7 +239,7 @@ class KubernetesPlatform:
         """Where the program dials the process; resolves once its pods are ready (the
         StatefulSet's status is known only after Pulumi's readiness wait)."""
         ports = {p.name: p.port for p in spec.ports}
-        override = self.settings.admin_endpoints.get(spec.name)
+        override = self.settings.admin_endpoints.get(spec.hostname)
         if override:
             host, _, port = override.rpartition(":")
             return statefulset.status.apply(lambda _: host), {name: int(port) for name in ports}

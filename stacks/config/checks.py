@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from components.platform.base import dns_name
+
 from .models import ServerSettings, StackConfig
 
 
@@ -32,6 +34,11 @@ def _names(config: StackConfig) -> Iterator[Problem]:
     server_names = [(f"servers[{i}].name", s.name) for i, s in enumerate(config.servers)]
     dedicated = [(f"services[{i}].name", s.name) for i, s in enumerate(config.services) if s.topology == "dedicated"]
     yield from _duplicates(server_names + dedicated, "server name")
+    # the host names the servers go by: containers and Services, so one per server
+    hosts = [(f"servers[{i}].host", s.host or dns_name(s.name)) for i, s in enumerate(config.servers)]
+    hosts += [(f"services[{i}].dedicated.host", (s.dedicated.host if s.dedicated else None) or dns_name(s.name))
+              for i, s in enumerate(config.services) if s.topology == "dedicated"]
+    yield from _duplicates(hosts, "server host")
     roles: list[tuple[str, str]] = []
     distinct = {service.name: i for i, service in reversed(list(enumerate(config.services)))}
     for i, service in enumerate(config.services):

@@ -49,6 +49,10 @@ class ServerSettings(_Section):
     """How one PostgreSQL server runs. A dedicated service carries these inline."""
 
     version: Literal[15, 16, 17] = 15
+    host: DnsLabel | None = Field(
+        None, description="Host name of the server (container, Service; its helpers add -read, -pooler, "
+        "-metrics): what its URLs name. The server's name by default."
+    )
     port: Port | None = Field(
         None, description="Host port on the dev bind address (the in-cluster port is always 5432)."
     )

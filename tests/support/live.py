@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 import subprocess
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -184,3 +185,35 @@ def check_second_preview_is_empty(live: Live) -> None:
     preview = live.stack.preview(on_output=print)
     changes = {op: n for op, n in preview.change_summary.items() if op != auto.OpType.SAME and n}
     assert not changes, changes
+
+
+def redis(port: int, *command: str, auth: tuple[str, str] | None = None) -> str:
+    """One Redis command on 127.0.0.1:port (RESP over a socket), after AUTH user password when
+    given: the first line of the reply, e.g. '+OK' or '-NOPERM ...'."""
+    def encode(*args: str) -> bytes:
+        return f"*{len(args)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args)
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock, sock.makefile("rb") as replies:
+        if auth:
+            sock.sendall(encode("AUTH", *auth))
+            assert replies.readline().startswith(b"+OK"), "AUTH refused"
+        sock.sendall(encode(*command))
+        return replies.readline().decode().strip()
+
+
+def check_redis_users_reach_only_their_own_keys(live: Live, port: int) -> int:
+    """Each service's Redis user writes and reads its own prefix and is refused every other's;
+    without a user nothing is served. Returns the number of refusals checked."""
+    users = {service: urlsplit(entry["redis_url"]) for service, entry in live.urls.items() if "redis_url" in entry}
+    assert len(users) >= 2 and redis(port, "PING").startswith("-NOAUTH")
+    refusals = 0
+    for service, url in users.items():
+        auth = (url.username or "", url.password or "")
+        assert redis(port, "SET", f"{service}:k", "v", auth=auth) == "+OK"
+        assert redis(port, "GET", f"{service}:k", auth=auth) == "$1"
+        for other in users:
+            if other != service:
+                for command in (("SET", f"{other}:k", "x"), ("GET", f"{other}:k")):
+                    assert redis(port, *command, auth=auth).startswith("-NOPERM"), (service, other, command)
+                    refusals += 1
+    return refusals

@@ -105,13 +105,16 @@ def object_store(cluster: Cluster, namespace: str) -> Iterator[ObjectStore]:
 
 
 def for_cluster(config: dict[str, Any], prefix: str, vault: ExternalVault, store: ObjectStore,
-                services_namespace: str) -> dict[str, Any]:
+                services_namespace: str | None = None) -> dict[str, Any]:
     """A shipped Kubernetes config on the test cluster: its own namespaces, the test's Vault and
-    S3 store, and CPU and memory requests that fit one 2-core node (everything else as shipped)."""
+    S3 store, and CPU and memory requests that fit one 2-core node (everything else as shipped).
+    The services' namespace is replaced when given (a config without one keeps them beside the
+    servers)."""
     config = copy.deepcopy(config)
     kube = config.setdefault("kubernetes", {})
     kube["namespace"] = f"{prefix}db"
-    kube["services_namespace"] = services_namespace
+    if services_namespace:
+        kube["services_namespace"] = services_namespace
     config["vault"] = {**config.get("vault", {}), "mode": "external", "address": vault.address}
     target = config.setdefault("backup", {}).setdefault("target", {})
     target.update(kind="s3", endpoint=store.endpoint, bucket=store.bucket, region="us-east-1",

@@ -27,6 +27,10 @@ def with_changes(**changes: Any) -> dict[str, Any]:
 BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
     ("duplicate service names", with_changes(services=[{"name": "auth"}, {"name": "auth"}]),
      "services[1].name", "duplicate service name 'auth'"),
+    ("two servers by one host name", with_changes(services=[
+        {"name": "auth", "topology": "dedicated", "dedicated": {"port": 5433, "host": "pg"}},
+        {"name": "user", "topology": "dedicated", "dedicated": {"port": 5434, "host": "pg"}}]),
+     "services[1].dedicated.host", "duplicate server host 'pg'"),
     ("name not an identifier", with_changes(services=[{"name": "Auth-Service"}]),
      "services[0].name", "lowercase letters, digits and underscores"),
     ("name starting with a digit", with_changes(services=[{"name": "1auth"}]),

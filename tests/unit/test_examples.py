@@ -94,7 +94,8 @@ def test_seed_003_movie_booking_five_statefulsets_each_reachable_only_by_its_ser
     outcome = example("movie-booking")
     primaries = {s.inputs["metadata"]["name"]: s for s in outcome.mocks.of_type(STATEFULSET)
                  if s.inputs["metadata"]["labels"]["app.kubernetes.io/name"] == "postgres"}
-    assert set(primaries) == {"auth", "movie", "booking", "payment", "notification"}
+    # the seed's Service names, and its connection strings in its driver's form
+    assert set(primaries) == {f"postgres-{s}-service" for s in ("auth", "movie", "booking", "payment", "notification")}
     assert all(s.protect for s in primaries.values())
     assert all(s.inputs["metadata"]["namespace"] == "movie-booking" for s in primaries.values())
     expected_users = {"auth": ("auth_db", "auth_user"), "movie": ("movies_db", "movie_user"),
@@ -107,7 +108,13 @@ def test_seed_003_movie_booking_five_statefulsets_each_reachable_only_by_its_ser
         app_peers = [p["podSelector"]["matchLabels"] for p in peers if "app" in p["podSelector"]["matchLabels"]]
         assert app_peers == [{"app": f"{service}-service"}]
     assert outcome.mocks.named("booking-read-statefulset").inputs["spec"]["replicas"] == 1
-    metrics = {s.inputs["metadata"]["name"] for s in outcome.mocks.of_type(STATEFULSET)} & {f"{s}-metrics" for s in expected_users}
+    urls = outcome.values[outputs.CONNECTION_URLS].value
+    for service, (database, user) in expected_users.items():
+        url = urls[service]["postgresql+asyncpg"]
+        assert url.startswith(f"postgresql+asyncpg://{user}:")
+        assert url.endswith(f"@postgres-{service}-service.movie-booking.svc.cluster.local:5432/{database}")
+    metrics = ({s.inputs["metadata"]["name"] for s in outcome.mocks.of_type(STATEFULSET)}
+               & {f"postgres-{s}-service-metrics" for s in expected_users})
     assert len(metrics) == 5, "each database exports Prometheus metrics"
     assert len(outcome.mocks.of_type("kubernetes:batch/v1:CronJob")) == 10
     redis_urls = outcome.values[outputs.CONNECTION_URLS].value
@@ -116,6 +123,10 @@ def test_seed_003_movie_booking_five_statefulsets_each_reachable_only_by_its_ser
 
 def test_seed_003_locally_ports_5433_to_5437_on_loopback() -> None:
     outcome = example("movie-booking-local")
+    names = {c.inputs["name"] for c in outcome.mocks.of_type(CONTAINER)}
+    assert {f"postgres-{s}" for s in ("auth", "movie", "booking", "payment", "notification")} <= names
+    url = outcome.values[outputs.CONNECTION_URLS].value["auth"]["postgresql+asyncpg"]
+    assert url.startswith("postgresql+asyncpg://auth_user:") and url.endswith("@postgres-auth:5432/auth_db")
     published = sorted((p["external"], p["ip"]) for c in outcome.mocks.of_type(CONTAINER) for p in c.inputs.get("ports") or [])
     assert published == [(5433, "127.0.0.1"), (5434, "127.0.0.1"), (5435, "127.0.0.1"), (5436, "127.0.0.1"),
                          (5437, "127.0.0.1"), (6379, "127.0.0.1"), (8200, "127.0.0.1")]
