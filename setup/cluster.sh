@@ -186,6 +186,18 @@ stop() { # stop NAME : SIGTERM, then SIGKILL after 15 s
   rm -f "$RUN/$name.pid"
 }
 
+# Containers of a cluster that was killed rather than stopped (their shims gone with it) keep
+# running, unknown to a new containerd: whatever is still in the pods' cgroups is stopped.
+reap_orphans() {
+  local pids
+  pids="$(find /sys/fs/cgroup/pids/kubepods /sys/fs/cgroup/kubepods -name cgroup.procs 2>/dev/null \
+    | xargs -r cat 2>/dev/null | sort -u | tr '\n' ' ' || true)"
+  [ -n "${pids// /}" ] || return 0
+  say "stopping processes left by the pods of a cluster that did not stop cleanly: $pids"
+  # shellcheck disable=SC2086
+  kill -9 $pids 2>/dev/null || true
+}
+
 api_ready() {
   curl -fsS --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$API_PORT/readyz"
@@ -243,6 +255,7 @@ up() {
   render Corefile "$STATE/Corefile"
   host_network
 
+  if ! pid_of containerd >/dev/null; then reap_orphans; fi
   start containerd "$CONTAINERD_BIN/containerd" --config "$STATE/containerd.toml"
   start etcd "$KUBE_BIN/pgfleet-kube" etcd --name "$NODE_NAME" --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -301,6 +314,7 @@ down() {
     [ "${COMPONENTS[i]}" = kubelet ] || stop "${COMPONENTS[i]}"
   done
   pkill -f "containerd-shim-runc-v2 .*-address $RUN/containerd.sock" 2>/dev/null || true
+  reap_orphans
   # What the pods left on the host: volume mounts, network namespaces, the rule tables.
   findmnt -rn -o TARGET | grep -E "^($STATE/kubelet|$RUN)(/|\$)" | sort -r | xargs -r umount -l 2>/dev/null || true
   ip netns list 2>/dev/null | awk '/^cni-/{print $1}' | xargs -r -n1 ip netns delete 2>/dev/null || true

@@ -50,16 +50,19 @@ def _claim_mounts(claims: Sequence[tuple[StorageRef, str]]) -> tuple[list[dict[s
     return volumes, mounts
 
 
-def _probe(spec: ProcessSpec) -> dict[str, Any] | None:
+def _probes(spec: ProcessSpec) -> dict[str, dict[str, Any]]:
+    """Docker's health check as Kubernetes probes. Docker runs its check from the start and lets
+    failures pass for `start_period`; the Kubernetes way is a startup probe that allows that
+    long, then readiness and liveness from the first second (an initial delay would hold every
+    pod back by the whole period even when it is up at once)."""
     if spec.health is None:
-        return None
+        return {}
     h = spec.health
+    check = {"exec_": {"command": list(h.command)}, "period_seconds": h.interval_s, "timeout_seconds": h.timeout_s}
     return {
-        "exec_": {"command": list(h.command)},
-        "period_seconds": h.interval_s,
-        "timeout_seconds": h.timeout_s,
-        "failure_threshold": h.retries,
-        "initial_delay_seconds": h.start_period_s,
+        "startup_probe": {**check, "failure_threshold": -(-h.start_period_s // h.interval_s) + h.retries},
+        "readiness_probe": {**check, "failure_threshold": h.retries},
+        "liveness_probe": {**check, "failure_threshold": h.retries},
     }
 
 
@@ -171,8 +174,7 @@ class KubernetesPlatform:
             "env": env or None,
             "ports": [{"name": p.name[:15], "container_port": p.port} for p in spec.ports],
             "volume_mounts": mounts or None,
-            "readiness_probe": _probe(spec),
-            "liveness_probe": _probe(spec),
+            **_probes(spec),
             "resources": {"requests": resources, "limits": {"memory": spec.memory}} if resources else None,
         }
         service = k8s.core.v1.Service(

@@ -95,6 +95,9 @@ def test_kubernetes_primary_statefulset() -> None:
     container = spec["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["exec"]["command"][0] == "pg_isready"
     assert container["livenessProbe"]["exec"]["command"][0] == "pg_isready"
+    # probed from the first second; the startup probe gives a slow start its time
+    assert "initialDelaySeconds" not in container["readinessProbe"]
+    assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] >= 60
     password_env = next(e for e in container["env"] if e["name"] == "POSTGRES_PASSWORD")
     assert password_env["valueFrom"]["secretKeyRef"]["name"] == "main-secret"
     secret = outcome.mocks.named("main-secret")
