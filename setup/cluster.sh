@@ -165,7 +165,11 @@ host_network() {
 }
 
 # ------------------------------------------------------------------------------------------
-pid_of() { local f="$RUN/$1.pid"; [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+pid_of() { # the pid of a running component (a pid file of a killed run may name someone else)
+  local f="$RUN/$1.pid" pid
+  [ -s "$f" ] && pid="$(cat "$f")" && kill -0 "$pid" 2>/dev/null \
+    && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1" && echo "$pid"
+}
 
 start() { # start NAME COMMAND... : run COMMAND in the background unless NAME already runs
   local name="$1"; shift

@@ -92,7 +92,6 @@ class ProcessSpec:
     cpu: str | None = None
     memory: str | None = None
 
-
     @property
     def hostname(self) -> str:
         return self.host or self.name

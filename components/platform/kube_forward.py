@@ -52,11 +52,12 @@ def ensure(namespace: str, pod: str, port: int, timeout: float = 60, watch: int 
     if _answers(path):
         return str(directory)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    subprocess.Popen(  # noqa: S603 - our own module, by absolute interpreter path
-        [sys.executable, "-m", __name__, namespace, pod, str(port), str(directory), "--watch", str(watch or os.getppid())],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(directory / "forward.log", "ab"),
-        start_new_session=True, close_fds=True,
-    )
+    with open(directory / "forward.log", "ab") as log:
+        subprocess.Popen(  # our own module, by absolute interpreter path
+            [sys.executable, "-m", __name__, namespace, pod, str(port), str(directory),
+             "--watch", str(watch or os.getppid())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True, close_fds=True,
+        )
     deadline = time.monotonic() + timeout
     while not _answers(path):
         if time.monotonic() > deadline:

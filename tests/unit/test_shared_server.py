@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from components.platform import kube_forward
 from components import BackupBucket, BackupBucketArgs, PoolerArgs, SharedServer, SharedServerArgs
+from components.platform import kube_forward
 from tests.support.platforms import make_platform
 from tests.support.program import Run, run
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.program import ROOT
 
-PINS = dict(re.findall(r'^: "\$\{(\w+):=([^}]*)\}"', (ROOT / "setup" / "versions.env").read_text(), re.M))
+PINS = dict(re.findall(r'^: "\$\{(\w+):=([^}]*)\}"', (ROOT / "setup" / "versions.env").read_text(), re.MULTILINE))
 
 
 @pytest.mark.parametrize("provider", ["kubernetes", "random", "docker", "vault", "postgresql"])
