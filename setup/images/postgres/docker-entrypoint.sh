@@ -110,10 +110,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   unset PGUSER PGDATABASE
   pg_ctl -D "$PGDATA" -m fast -w stop
   log "initialisation done"
-elif [ -n "$POSTGRES_PASSWORD" ] && [ ! -e "$PGDATA/standby.signal" ]; then
+elif [ -n "$POSTGRES_PASSWORD" ] && [ ! -e "$PGDATA/standby.signal" ] && [ ! -e "$PGDATA/recovery.signal" ]; then
   # The platform holds the superuser's password, not the volume: a data directory kept from an
-  # earlier deployment (or a restored one) gets the current password before it serves. Single-
-  # user mode reads the statement from stdin, so the password shows in no process list.
+  # earlier deployment gets the current password before it serves. Single-user mode reads the
+  # statement from stdin, so the password shows in no process list. Not while a standby or a
+  # point-in-time recovery is pending: recovery belongs to the real server.
   log "setting the password of $POSTGRES_USER"
   sql_user="${POSTGRES_USER//\"/\"\"}"
   sql_password="${POSTGRES_PASSWORD//\'/\'\'}"
