@@ -42,6 +42,26 @@ def isolated(config: dict[str, Any], prefix: str, port_offset: int) -> dict[str,
     return config
 
 
+#: Name prefixes of every Docker object the integration tier creates (isolated() above).
+TEST_PREFIXES = ("pgfleet-it-", "pgfleet-dr-")
+
+
+def sweep_leftovers(prefixes: tuple[str, ...] = TEST_PREFIXES) -> list[str]:
+    """Remove the containers, networks and volumes a killed test run left behind: its fixed
+    names and ports would refuse the next run's stacks. Returns what it removed."""
+    removed: list[str] = []
+    for kind, listing in (("container", ["ps", "-a", "--format", "{{.Names}}"]),
+                          ("network", ["network", "ls", "--format", "{{.Name}}"]),
+                          ("volume", ["volume", "ls", "--format", "{{.Name}}"])):
+        names = subprocess.run(["docker", *listing], capture_output=True, text=True, check=True).stdout.split()
+        stale = [name for name in names if name.startswith(prefixes)]
+        if stale:
+            subprocess.run(["docker", kind, "rm", *(["-f", "-v"] if kind == "container" else []), *stale],
+                           capture_output=True, text=True, check=True)
+            removed += stale
+    return removed
+
+
 class Live:
     """A live stack's outputs, with URLs rewritten to the 127.0.0.1 ports the host reaches."""
 
