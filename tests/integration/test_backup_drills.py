@@ -19,8 +19,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from tests.support.engine import throwaway_stack
-from tests.support.live import Live, connect, isolated
+from tests.support.live import Live, connect, docker_stack, isolated
 from tests.support.program import ROOT, stack_config
 
 PREFIX = "pgfleet-dr-"
@@ -34,15 +33,14 @@ STORE, REPO_ON_DISK = f"{PREFIX}pgfleet-backup-store", "/var/lib/versitygw/pgfle
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    with throwaway_stack(tmp_path_factory.mktemp("drills"), "it-drills", CONFIG) as stack:
-        live = Live(stack, stack.up(on_output=print), PREFIX)
+    with docker_stack(tmp_path_factory.mktemp("drills"), "it-drills", CONFIG, PREFIX) as live:
         for service in ("orders", "catalog", "auth"):
             with connect(live.url(service, "migration_url")) as migrator:
                 migrator.execute("CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL)")
         yield live
 
 
-FS_PREFIX = "pgfleet-dr-fs-"
+FS_PREFIX = "pgfleet-drfs-"
 FS_CONFIG = isolated({
     "platform": "docker",
     "servers": [{"name": "main", "port": 5432, "metrics": {"enabled": False}}],
@@ -60,8 +58,7 @@ def filesystem_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     at = datetime.now(timezone.utc) + timedelta(minutes=3)
     config = copy.deepcopy(FS_CONFIG)
     config["backup"]["dump_schedule"] = f"{at.minute} {at.hour} * * *"
-    with throwaway_stack(tmp_path_factory.mktemp("drills-fs"), "it-drills-fs", config) as stack:
-        live = Live(stack, stack.up(on_output=print), FS_PREFIX)
+    with docker_stack(tmp_path_factory.mktemp("drills-fs"), "it-drills-fs", config, FS_PREFIX) as live:
         with connect(live.url("ledger", "migration_url")) as migrator:
             migrator.execute("CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL)")
         yield live

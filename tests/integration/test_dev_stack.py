@@ -12,19 +12,18 @@ import pytest
 from pulumi import automation as auto
 
 from tests.support import live as checks
-from tests.support.engine import throwaway_stack
-from tests.support.live import Live, connect, isolated
+from tests.support.live import Live, connect, docker_stack, isolated
 from tests.support.program import stack_config
 
-PREFIX = "pgfleet-it-"
+PREFIX = "pgfleet-it-dev-"
 CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=20000)
 CONFIG["vault"]["secret_id_num_uses"] = 3
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    with throwaway_stack(tmp_path_factory.mktemp("dev"), "it-dev", CONFIG) as stack:
-        yield Live(stack, stack.up(on_output=print), PREFIX)
+    with docker_stack(tmp_path_factory.mktemp("dev"), "it-dev", CONFIG, PREFIX) as live:
+        yield live
 
 
 def test_up_created_every_service(live: Live) -> None:

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import live as checks
-from tests.support.engine import throwaway_stack
-from tests.support.live import Live, connect, isolated
+from tests.support.live import Live, connect, docker_stack, isolated
 from tests.support.program import stack_config
 
 # example -> (port offset, the servers it must run)
@@ -33,8 +32,8 @@ def prefix_of(name: str) -> str:
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     name = request.param
     config = isolated(stack_config(f"examples/{name}.yaml"), prefix_of(name), EXAMPLES[name][0])
-    with throwaway_stack(tmp_path_factory.mktemp(name), f"it-{name}", config) as stack:
-        yield Live(stack, stack.up(on_output=print), prefix_of(name))
+    with docker_stack(tmp_path_factory.mktemp(name), f"it-{name}", config, prefix_of(name)) as live:
+        yield live
 
 
 def example_of(live: Live) -> str:

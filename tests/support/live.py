@@ -5,6 +5,9 @@ import copy
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,6 +17,8 @@ import pytest
 from pulumi import automation as auto
 
 from stacks import outputs
+
+from .engine import throwaway_stack
 
 
 def isolated(config: dict[str, Any], prefix: str, port_offset: int) -> dict[str, Any]:
@@ -42,24 +47,31 @@ def isolated(config: dict[str, Any], prefix: str, port_offset: int) -> dict[str,
     return config
 
 
-#: Name prefixes of every Docker object the integration tier creates (isolated() above).
-TEST_PREFIXES = ("pgfleet-it-", "pgfleet-dr-")
-
-
-def sweep_leftovers(prefixes: tuple[str, ...] = TEST_PREFIXES) -> list[str]:
-    """Remove the containers, networks and volumes a killed test run left behind: its fixed
-    names and ports would refuse the next run's stacks. Returns what it removed."""
+def sweep_leftovers(prefix: str) -> list[str]:
+    """Remove the containers, networks and volumes under a test stack's prefix that a killed run
+    left behind: their fixed names and ports would refuse this run's stack. No test prefix
+    starts another, so stacks of other tests (or of other sessions) are never touched."""
     removed: list[str] = []
     for kind, listing in (("container", ["ps", "-a", "--format", "{{.Names}}"]),
                           ("network", ["network", "ls", "--format", "{{.Name}}"]),
                           ("volume", ["volume", "ls", "--format", "{{.Name}}"])):
         names = subprocess.run(["docker", *listing], capture_output=True, text=True, check=True).stdout.split()
-        stale = [name for name in names if name.startswith(prefixes)]
+        stale = [name for name in names if name.startswith(prefix)]
         if stale:
             subprocess.run(["docker", kind, "rm", *(["-f", "-v"] if kind == "container" else []), *stale],
                            capture_output=True, text=True, check=True)
             removed += stale
     return removed
+
+
+@contextmanager
+def docker_stack(tmp: Path, name: str, config: dict[str, Any], prefix: str) -> Iterator[Live]:
+    """A throwaway stack of an isolated() config, up for real on Docker, clear of what a killed
+    run under the same prefix left behind."""
+    for leftover in sweep_leftovers(prefix):
+        print(f"removed leftover {leftover}")
+    with throwaway_stack(tmp, name, config) as stack:
+        yield Live(stack, stack.up(on_output=print), prefix)
 
 
 class Live:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -51,10 +52,16 @@ PROGRAM = textwrap.dedent('''
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtualenv that sees the machine's pinned SDKs but gets pgfleet only from pip."""
+    """A virtualenv that sees the pinned SDKs of the environment running the tests (system
+    packages or a virtualenv of its own) but gets pgfleet only from pip."""
     venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
+    # The SDKs: this interpreter's site-packages, after the new venv's own (where pgfleet goes).
+    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    sdks = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (Path(own) / "parent-sdks.pth").write_text("".join(f"{path}\n" for path in sdks))
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(ROOT)],
         check=True, capture_output=True,
