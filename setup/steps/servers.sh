@@ -103,9 +103,12 @@ EOF
   fi
   # The images step (step_openbao_image) copies $CACHE/bin/vault/$VAULT_SERVER_VERSION/vault: a
   # hard link to this build, swapped in by rename so that a server running the old one keeps it.
-  mkdir -p "$CACHE/bin/vault/$VAULT_SERVER_VERSION"
-  ln -f "$vout/vault" "$CACHE/bin/vault/$VAULT_SERVER_VERSION/vault.tmp"
-  mv -f "$CACHE/bin/vault/$VAULT_SERVER_VERSION/vault.tmp" "$CACHE/bin/vault/$VAULT_SERVER_VERSION/vault"
+  local current="$CACHE/bin/vault/$VAULT_SERVER_VERSION"
+  mkdir -p "$current"
+  if [ ! "$vout/vault" -ef "$current/vault" ]; then
+    ln -f "$vout/vault" "$current/vault.tmp"
+    mv -f "$current/vault.tmp" "$current/vault"
+  fi
   link "$vout/vault" vault
   # `bao` on PATH: wrapper mapping BAO_* env to VAULT_* around this vault (see setup/bin/bao-compat.sh)
   install -m 0755 "$SETUP_DIR/bin/bao-compat.sh" "$vout/bao"
