@@ -30,7 +30,11 @@ EOF
     return 0
   fi
   echo "openbao $OPENBAO_VERSION not downloadable (see $LOGS/openbao-probe.log); falling back to hashicorp/vault $VAULT_SERVER_VERSION" >&2
-  local vout="$CACHE/bin/vault/$VAULT_SERVER_VERSION"
+  # Keyed by content (sdk pins + setup/patches/vault), so a changed patch builds anew beside the
+  # old binary instead of over it.
+  local vpatches="$SETUP_DIR/patches/vault" vkey
+  vkey="$(hash_of "$VAULT_SERVER_SDK_VERSION" "$VAULT_SERVER_SDK_KEYSUTIL_VERSION" "$vpatches")"
+  local vout="$CACHE/bin/vault/$VAULT_SERVER_VERSION-$vkey"
   local status=cached
   if [ ! -x "$vout/vault" ]; then
     status=built
@@ -73,12 +77,37 @@ EOF
         || { echo "sdk patch did not apply" >&2; return 1; }
       printf '\nreplace github.com/hashicorp/vault/sdk => ./sdk\n' >>"$vb/go.mod"
     fi
+    # Patches to vault's own files (setup/patches/vault/*.patch, paths relative to the vault
+    # module; `go build -overlay` may not replace files in the module cache): a copy of the vault
+    # module with the patches applied, in place of the published one. Only when there are any.
+    # approle-refuse-expired-secret-id.patch: the approle login refuses a secret_id past its
+    # expiration_time (upstream leaves that to a once-a-minute tidy; see setup/README.md).
+    rm -rf "$vb/vault"
+    if compgen -G "$vpatches/*.patch" >/dev/null; then
+      local vdir p
+      vdir="$(moddir "github.com/hashicorp/vault@$VAULT_SERVER_VERSION")"
+      cp -r "$vdir" "$vb/vault"; chmod -R u+w "$vb/vault"
+      for p in "$vpatches"/*.patch; do
+        patch -d "$vb/vault" -p1 --forward --no-backup-if-mismatch -s <"$p" >&2 \
+          || { echo "$p did not apply to vault $VAULT_SERVER_VERSION" >&2; return 1; }
+      done
+      printf '\nreplace github.com/hashicorp/vault => ./vault\n' >>"$vb/go.mod"
+    fi
     printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/hashicorp/vault"\n' >"$vb/tools.go"
     log "building hashicorp vault $VAULT_SERVER_VERSION (long; log $LOGS/vaultserver.log)"
     (cd "$vb" && go mod tidy && $NICE go build -trimpath \
       -ldflags "-s -w -X github.com/hashicorp/vault/version.Version=${VAULT_SERVER_VERSION#v}" \
       -o "$vout/vault.tmp" github.com/hashicorp/vault) >&2
     mv "$vout/vault.tmp" "$vout/vault"
+    prune_siblings "$vout" "$CACHE/bin/vault/$VAULT_SERVER_VERSION-*"
+  fi
+  # The images step (step_openbao_image) copies $CACHE/bin/vault/$VAULT_SERVER_VERSION/vault: a
+  # hard link to this build, swapped in by rename so that a server running the old one keeps it.
+  local current="$CACHE/bin/vault/$VAULT_SERVER_VERSION"
+  mkdir -p "$current"
+  if [ ! "$vout/vault" -ef "$current/vault" ]; then
+    ln -f "$vout/vault" "$current/vault.tmp"
+    mv -f "$current/vault.tmp" "$current/vault"
   fi
   link "$vout/vault" vault
   # `bao` on PATH: wrapper mapping BAO_* env to VAULT_* around this vault (see setup/bin/bao-compat.sh)
