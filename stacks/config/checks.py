@@ -2,22 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from components.platform.base import dns_name
 
 from .models import ServerSettings, StackConfig
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the config, at a key path such as 'services[2].name'."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+from .names import name_problems
+from .problem import Problem
+from .server_settings import settings_problems
 
 
 def _duplicates(pairs: list[tuple[str, str]], what: str) -> Iterator[Problem]:
@@ -158,4 +149,6 @@ def cross_checks(config: StackConfig) -> list[Problem]:
         *_host_ports(config),
         *_redis(config),
         *_limits(config),
+        *name_problems(config),
+        *settings_problems(config),
     ]
