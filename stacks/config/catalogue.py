@@ -27,7 +27,6 @@ _BASE_UNITS = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "ms": 1, "s": 100
 _INTEGER = re.compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 _REAL = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _HEX_REAL = re.compile(r"\s*[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)([pP][+-]?\d+)?")
-_BOOL_WORDS = ("true", "false", "yes", "no")
 _INT_RANGE = (-(2**31), 2**31 - 1)
 
 
@@ -72,12 +71,19 @@ class Catalogue:
         return frozenset(name.split(".", 1)[0] for name in self.settings if "." in name)
 
 
+#: The majors with a catalogue, written by setup/describe-postgres-image.py from the project's image.
+CATALOGUED = (15,)
+
+
 @cache
 def catalogue(major: int) -> Catalogue | None:
     """The catalogue of the project's image of this PostgreSQL major version, if there is one."""
+    if major not in CATALOGUED:
+        return None
     path = _HERE / f"postgres{major}.json"
     if not path.exists():
-        return None
+        # an install without its package data would check nothing and say nothing
+        raise FileNotFoundError(f"{path} is missing: install pgfleet with its package data (stacks/config/*.json)")
     raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     settings = {
         name: Setting(

@@ -141,6 +141,20 @@ def _placed(config: StackConfig) -> Iterator[tuple[str, ServerSettings, list]]:
             yield f"services[{i}].dedicated.max_connections", service.dedicated or ServerSettings(), [service]
 
 
+def _schedules(config: StackConfig) -> Iterator[Problem]:
+    """Kubernetes parses CronJob schedules with robfig/cron, whose day of week ends at 6
+    (cron on Docker also takes 7 for Sunday): the API server would refuse the CronJob."""
+    if config.platform != "kubernetes" or not config.backup.enabled:
+        return
+    for key in ("dump_schedule", "base_backup_schedule"):
+        schedule = getattr(config.backup, key)
+        day_of_week = schedule.split()[4]
+        numbers = [n for part in day_of_week.split(",") for n in part.partition("/")[0].split("-")]
+        if "7" in numbers:
+            yield Problem(f"backup.{key}", f"{schedule!r}: Kubernetes CronJobs take day of week 0-6; "
+                                           "write Sunday as 0")
+
+
 def cross_checks(config: StackConfig) -> list[Problem]:
     """Every problem that involves more than one key, in a stable order."""
     return [
@@ -149,6 +163,7 @@ def cross_checks(config: StackConfig) -> list[Problem]:
         *_host_ports(config),
         *_redis(config),
         *_limits(config),
+        *_schedules(config),
         *name_problems(config),
         *settings_problems(config),
     ]

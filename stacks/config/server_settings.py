@@ -121,9 +121,9 @@ def _backends(major: Catalogue, server: PlacedServer) -> Iterator[Problem]:
     given = {name.lower(): (name, value) for name, value in server.settings.settings.items()}
     values = {name: major.number(name, given[name][1]) if name in given else major.number(name)
               for name in BACKEND_SETTINGS}
-    values["max_connections"] = server.settings.max_connections
+    values["max_connections"] = float(server.settings.max_connections)
     if "max_wal_senders" not in given:  # what SharedServer sets
-        values["max_wal_senders"] = max(10, server.settings.replicas * 2 + 2)
+        values["max_wal_senders"] = float(max(10, server.settings.replicas * 2 + 2))
     problem = backends_problem(values)
     if problem:
         name = next((given[n][0] for n in BACKEND_SETTINGS if n in given), None)
