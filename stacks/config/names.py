@@ -65,6 +65,11 @@ class PlacedServer:
         """Host names of the primary and its helpers: containers, StatefulSets, Services."""
         return [self.host, *self._helpers(self.host)]
 
+    def statefulset_names(self) -> list[str]:
+        """On Kubernetes the replicas are one StatefulSet, '<host>-read', of several pods."""
+        return [name.rsplit("-", 1)[0] if name.startswith(f"{self.host}-read-") else name
+                for name in self.host_names()]
+
     def key_names(self, backups: bool) -> list[str]:
         """Names of the primary, its helpers and jobs as Pulumi resources and Kubernetes Secrets:
         two the same make a duplicate URN, which stops `pulumi up` where it meets it."""
@@ -154,7 +159,7 @@ def _host_lengths(config: StackConfig, servers: list[PlacedServer]) -> Iterator[
     kubernetes = config.platform == "kubernetes"
     limit = STATEFULSET_MAX if kubernetes else HOST_MAX
     for server in servers:
-        longest = max(server.host_names(), key=len)
+        longest = max(server.statefulset_names() if kubernetes else server.host_names(), key=len)
         if len(longest) > limit:
             why = ("a longer StatefulSet name creates no pod" if kubernetes
                    else "Docker refuses a longer host name")
