@@ -2,22 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from components.platform.base import dns_name
 
 from .models import ServerSettings, StackConfig
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the config, at a key path such as 'services[2].name'."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+from .names import name_problems
+from .problem import Problem
+from .server_settings import settings_problems
 
 
 def _duplicates(pairs: list[tuple[str, str]], what: str) -> Iterator[Problem]:
@@ -150,6 +141,20 @@ def _placed(config: StackConfig) -> Iterator[tuple[str, ServerSettings, list]]:
             yield f"services[{i}].dedicated.max_connections", service.dedicated or ServerSettings(), [service]
 
 
+def _schedules(config: StackConfig) -> Iterator[Problem]:
+    """Kubernetes parses CronJob schedules with robfig/cron, whose day of week ends at 6
+    (cron on Docker also takes 7 for Sunday): the API server would refuse the CronJob."""
+    if config.platform != "kubernetes" or not config.backup.enabled:
+        return
+    for key in ("dump_schedule", "base_backup_schedule"):
+        schedule = getattr(config.backup, key)
+        day_of_week = schedule.split()[4]
+        numbers = [n for part in day_of_week.split(",") for n in part.partition("/")[0].split("-")]
+        if "7" in numbers:
+            yield Problem(f"backup.{key}", f"{schedule!r}: Kubernetes CronJobs take day of week 0-6; "
+                                           "write Sunday as 0")
+
+
 def cross_checks(config: StackConfig) -> list[Problem]:
     """Every problem that involves more than one key, in a stable order."""
     return [
@@ -158,4 +163,7 @@ def cross_checks(config: StackConfig) -> list[Problem]:
         *_host_ports(config),
         *_redis(config),
         *_limits(config),
+        *_schedules(config),
+        *name_problems(config),
+        *settings_problems(config),
     ]

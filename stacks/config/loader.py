@@ -48,6 +48,8 @@ def _problems(error: ValidationError) -> list[Problem]:
         loc = tuple(item["loc"])
         # pydantic names a failed annotated validator in the path; drop that noise.
         loc = tuple(part for part in loc if not (isinstance(part, str) and part.startswith("function-")))
+        # ... and a dict key's error ends in '[key]': the path to the key says it already
+        loc = tuple(part for part in loc if part != "[key]")
         problems.append(Problem(_path(loc), _message(item)))
     return problems
 

@@ -12,12 +12,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .types import (
     Cidr,
     CronSchedule,
+    DatabaseName,
     DnsLabel,
+    DnsSubdomain,
     Duration,
     Identifier,
+    LabelKey,
+    LabelValue,
     LoopbackAddress,
     MemorySize,
     Port,
+    Quantity,
+    RoleName,
+    S3Bucket,
+    SchemaName,
+    ServiceName,
     StorageSize,
     duration_ms,
 )
@@ -60,13 +69,19 @@ class ServerSettings(_Section):
     replicas: int = Field(0, ge=0, le=5, description="Read replicas streaming from the primary.")
     read_port: Port | None = Field(None, description="Host port of the read endpoint (first replica).")
     max_connections: int = Field(100, ge=10, le=10_000)
-    admin_user: Identifier = Field("postgres", description="The server's superuser; its password is generated.")
-    extensions: list[Identifier] = Field(default_factory=lambda: ["pg_stat_statements"])
-    settings: dict[str, str] = Field(default_factory=dict, description="Extra postgresql.conf settings.")
+    admin_user: RoleName = Field("postgres", description="The server's superuser; its password is generated.")
+    extensions: list[Identifier] = Field(
+        default_factory=lambda: ["pg_stat_statements"],
+        description="shared_preload_libraries; checked against the libraries of the image (checks.py).",
+    )
+    settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra postgresql.conf settings; names and values checked against the image (checks.py).",
+    )
     pooler: PoolerConfig = PoolerConfig()
     metrics: MetricsConfig = MetricsConfig()
-    cpu: str = "500m"
-    memory: str = "1Gi"
+    cpu: Quantity = "500m"
+    memory: Quantity = "1Gi"
 
     @model_validator(mode="after")
     def _read_port_needs_replica(self) -> ServerSettings:
@@ -107,20 +122,20 @@ class ServiceVaultConfig(_Section):
 class ServiceConfig(_Section):
     """One microservice and the database it owns."""
 
-    name: Identifier
+    name: ServiceName
     topology: Literal["shared", "dedicated"] = "shared"
     server: Identifier | None = Field(None, description="The shared server (required with several servers).")
     dedicated: ServerSettings | None = Field(None, description="Server settings when topology is dedicated.")
-    database: Identifier | None = Field(None, description="Database name; '<name>_db' by default.")
-    schema_name: Identifier | None = Field(None, alias="schema", description="Schema; the service name by default.")
-    app_user: Identifier | None = Field(None, description="Runtime login role; '<name>_user' by default.")
+    database: DatabaseName | None = Field(None, description="Database name; '<name>_db' by default.")
+    schema_name: SchemaName | None = Field(None, alias="schema", description="Schema; the service name by default.")
+    app_user: RoleName | None = Field(None, description="Runtime login role; '<name>_user' by default.")
     connection_limit: int = Field(20, ge=1, le=10_000)
     statement_timeout: Duration = "30s"
     idle_in_transaction_timeout: Duration = "60s"
     pool: ClientPoolConfig = ClientPoolConfig()
     redis: ServiceRedisConfig | None = None
     vault: ServiceVaultConfig = ServiceVaultConfig()
-    pod_labels: dict[str, str] = Field(
+    pod_labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict, description="Labels of the service's pods in prod; {'app': <name>} by default."
     )
 
@@ -176,7 +191,7 @@ class BackupTargetConfig(_Section):
                                              "(images.object_store) with generated keys; for dev.")
     size: StorageSize = Field("20Gi", description="The repository volume (filesystem, or the managed store's).")
     endpoint: str | None = Field(None, description="'host', 'host:port' or 'https://host[:port]'.")
-    bucket: str | None = None
+    bucket: S3Bucket | None = None
     region: str = "us-east-1"
     prefix: str = Field("pgfleet", pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")
     verify_tls: bool = True
@@ -262,7 +277,7 @@ class KubernetesConfig(_Section):
     services_namespace: DnsLabel | None = Field(
         None, description="Namespace of the service pods the NetworkPolicies admit; the same one by default."
     )
-    storage_class: str | None = None
+    storage_class: DnsSubdomain | None = None
     admin_endpoints: dict[str, str] = Field(
         default_factory=dict,
         description="Process name -> 'host:port' the program dials instead (a LoadBalancer, a tunnel).",

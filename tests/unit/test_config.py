@@ -58,7 +58,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
      "backup", "needs wal_archiving"),
     ("malformed storage size", with_changes(servers=[{"name": "shared", "port": 5432, "storage": "10GB"}]),
      "servers[0].storage", "'10GB' is not a storage size"),
-    ("s3 endpoint over plain http", with_changes(backup={"target": {"kind": "s3", "bucket": "b",
+    ("s3 endpoint over plain http", with_changes(backup={"target": {"kind": "s3", "bucket": "backups",
                                                                      "endpoint": "http://minio:9000"}}),
      "backup.target", "pgBackRest reaches S3 over https only"),
     ("managed store with an endpoint", with_changes(backup={"target": {"kind": "s3", "managed": True,
