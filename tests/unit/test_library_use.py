@@ -82,4 +82,5 @@ def test_installed_package_carries_no_tests_or_program(installed: Path) -> None:
     listing = subprocess.run([str(installed), "-m", "pip", "show", "-f", "pgfleet"], capture_output=True, text=True,
                              check=True).stdout
     assert "components/isolated_database.py" in listing and "stacks/compose.py" in listing
+    assert "stacks/config/postgres15.json" in listing  # the settings catalogue validation reads
     assert "tests/" not in listing and "__main__.py" not in listing
