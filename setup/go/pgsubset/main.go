@@ -14,8 +14,11 @@
 //	postgresql:index/defaultPrivileges:DefaultPrivileges
 //	postgresql:index/extension:Extension       CREATE/DROP EXTENSION
 //
-// Not implemented: drift detection on refresh (Read returns the recorded state), import, and the
-// other pulumi_postgresql resources (they fail with a clear error).
+// Read (read.go) reports what the catalog holds, so refresh shows out-of-band changes and
+// `pulumi import` adopts roles, databases, schemas and extensions (ids: role and database name,
+// "<database>.<schema>", "<database>.<extension>"). Not implemented: import of grants (their ids
+// are ambiguous), functions (get*), and the other pulumi_postgresql resources (they fail with a
+// clear error).
 package main
 
 import (
@@ -474,11 +477,6 @@ func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 		return nil, err
 	}
 	return &pulumirpc.CreateResponse{Id: id, Properties: out}, nil
-}
-
-func (s *server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
-	// no drift detection: the recorded state is returned as it is
-	return &pulumirpc.ReadResponse{Id: req.Id, Properties: req.Properties, Inputs: req.Inputs}, nil
 }
 
 func (s *server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
