@@ -18,12 +18,14 @@ FAILED=0
 log() { printf '[toolchain %s] %s\n' "$(date +%H:%M:%S)" "$*" >&3; }
 
 hash_of() { # hash_of FILE|DIR... : short content hash (names + contents)
+  # Names relative to the argument, never the checkout's path: a clone elsewhere (CI's, a
+  # worktree) finds the same cache entries.
   local p
   for p in "$@"; do
     if [ -d "$p" ]; then
       (cd "$p" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
     elif [ -e "$p" ]; then
-      sha256sum "$p"
+      printf '%s  %s\n' "$(sha256sum <"$p" | cut -d' ' -f1)" "${p##*/}"
     else
       echo "$p"
     fi
