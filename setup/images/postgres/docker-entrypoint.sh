@@ -5,7 +5,12 @@ set -Eeuo pipefail
 export PGDATA="${PGDATA:-/var/lib/postgresql/data}"
 POSTGRES_USER="${POSTGRES_USER:-postgres}"
 POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
-POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-}"
+# Secrets may come as files (NAME_FILE, the platform's way on Docker) or values (NAME).
+# shellcheck source=pgfleet-secrets.sh
+. /usr/local/lib/pgfleet/secrets.sh
+# Read, not exported: the server's environment never holds it.
+POSTGRES_PASSWORD="$(secret_value POSTGRES_PASSWORD)"
+export -n POSTGRES_PASSWORD
 POSTGRES_HOST_AUTH_METHOD="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
 POSTGRES_INITDB_ARGS="${POSTGRES_INITDB_ARGS:-}"
 
@@ -24,6 +29,13 @@ wants_info() {
   done
   return 1
 }
+
+# Any command started as root (the server, a backup job's cron): the secret files become the
+# postgres user's alone, and pgBackRest's and libpq's own files are written from them.
+if [ "$(id -u)" = 0 ] && ! wants_info "${@:2}"; then
+  secrets_own postgres
+  secrets_render
+fi
 
 if [ "$1" != postgres ] || wants_info "${@:2}"; then
   exec "$@"
@@ -49,6 +61,9 @@ if [ "$(id -u)" = 0 ]; then
   fi
   exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
 fi
+
+# started as postgres (a pod run as that user): the files are made here
+secrets_render
 
 psql_init() {
   psql -v ON_ERROR_STOP=1 --no-password --no-psqlrc --username "$POSTGRES_USER" "$@"
