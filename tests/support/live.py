@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -255,13 +256,16 @@ def check_redis_users_reach_only_their_own_keys(live: Live, port: int) -> int:
 
 #: How `pulumi stack export --show-secrets` marks a secret value (its plaintext JSON-encoded).
 _SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
+_ACL_DIGEST = re.compile(r"#[0-9a-f]{64}")
 
 
 def _state_secrets(live: Live) -> set[str]:
     """Every secret string the stack holds, decrypted from its state (Automation's export runs
     `pulumi stack export --show-secrets`): passwords, tokens, keys, passphrases, secret_ids.
     Only values secret by themselves: a property with a secret inside (a container's uploads)
-    is secret as a whole in the state, file paths and all."""
+    is secret as a whole in the state, file paths and all. Not the Redis ACL rules' password
+    digests (`#<sha256>`): derived from secrets, so secret in the state, they are on Redis's
+    command line by design (a digest does not log in; the passwords themselves are checked)."""
     found: set[str] = set()
 
     def walk(value: Any) -> None:
@@ -269,7 +273,7 @@ def _state_secrets(live: Live) -> set[str]:
             if value.get(_SECRET_SIG[0]) == _SECRET_SIG[1]:
                 plaintext = value.get("plaintext")
                 secret = json.loads(plaintext) if isinstance(plaintext, str) else value.get("value")
-                if isinstance(secret, str) and len(secret) >= 8:
+                if isinstance(secret, str) and len(secret) >= 8 and not _ACL_DIGEST.fullmatch(secret):
                     found.add(secret)
             else:
                 for item in value.values():
