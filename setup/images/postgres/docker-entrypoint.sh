@@ -8,9 +8,7 @@ POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
 # Secrets may come as files (NAME_FILE, the platform's way on Docker) or values (NAME).
 # shellcheck source=pgfleet-secrets.sh
 . /usr/local/lib/pgfleet/secrets.sh
-# Read, not exported: the server's environment never holds it.
 POSTGRES_PASSWORD="$(secret_value POSTGRES_PASSWORD)"
-export -n POSTGRES_PASSWORD
 POSTGRES_HOST_AUTH_METHOD="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
 POSTGRES_INITDB_ARGS="${POSTGRES_INITDB_ARGS:-}"
 
@@ -138,4 +136,7 @@ elif [ -n "$POSTGRES_PASSWORD" ] && [ ! -e "$PGDATA/standby.signal" ] && [ ! -e 
 fi
 
 shift  # drop "postgres"
+# The server's environment never holds the password (given as a value, it came through the
+# environment: init scripts still see it, as in the official image).
+export -n POSTGRES_PASSWORD
 exec postgres "$@"
