@@ -106,7 +106,16 @@ def _replica_script(primary: str, settings: Sequence[str]) -> str:
         # fsGroup), so PGDATA is made the server's first, and then root is dropped.
         'if [ "$(id -u)" = 0 ]; then',
         '  mkdir -p "$PGDATA" && chown postgres:postgres "$(dirname "$PGDATA")" "$PGDATA" && chmod 700 "$PGDATA"',
+        # A password delivered as a file (Docker) lands as root: it becomes the server's alone.
+        '  if [ -n "${PGPASSWORD_FILE:-}" ]; then chown postgres:postgres "$PGPASSWORD_FILE" && chmod 0400 "$PGPASSWORD_FILE"; fi',
         '  exec setpriv --reuid=postgres --regid=postgres --init-groups bash -c "$BASH_EXECUTION_STRING"',
+        "fi",
+        # libpq takes a password from a file only in the password-file format: written from
+        # PGPASSWORD_FILE for pg_basebackup and the WAL receiver (both read PGPASSFILE).
+        'if [ -n "${PGPASSWORD_FILE:-}" ]; then',
+        "  export PGPASSFILE=/var/lib/postgresql/.pgpass",
+        r"""  (umask 077 && sed -e 's/[\\:]/\\&/g' -e 's/^/*:*:*:*:/' "$PGPASSWORD_FILE" > "$PGPASSFILE")""",
+        "  unset PGPASSWORD_FILE",
         "fi",
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
         f"  until pg_isready -h {primary} -p {POSTGRES_PORT}; do sleep 1; done",
@@ -114,8 +123,8 @@ def _replica_script(primary: str, settings: Sequence[str]) -> str:
         '  touch "$PGDATA/standby.signal"',
         '  chmod 700 "$PGDATA"',
         "fi",
-        # The connection is given at every start, its password from the environment (PGPASSWORD,
-        # which the WAL receiver's libpq reads): a rotated password needs no re-clone.
+        # The connection is given at every start, its password from PGPASSFILE (or PGPASSWORD,
+        # which the WAL receiver's libpq reads as well): a rotated password needs no re-clone.
         f'exec postgres -D "$PGDATA" -c hot_standby=on'
         f' -c "primary_conninfo=host={primary} port={POSTGRES_PORT} user=$REPLICATION_USER" {shlex.join(settings)}',
     ])
@@ -316,9 +325,9 @@ class SharedServer(pulumi.ComponentResource):
     def _exporter(self, name: str, args: SharedServerArgs, primary: RunningProcess,
                   admin: pulumi.ResourceOptions, child: pulumi.ResourceOptions) -> RunningProcess:
         role, password = self._login_role(name, "monitor", admin, roles=["pg_monitor"])
-        dsn = pulumi.Output.concat(
-            "postgresql://", role.name, ":", password, "@", primary.host, f":{POSTGRES_PORT}/postgres?sslmode=disable"
-        )
+        # The exporter's own split form: only the password is secret, and the exporter reads it
+        # from a file (DATA_SOURCE_PASS_FILE on Docker) or the env (a secretKeyRef on Kubernetes).
+        uri = pulumi.Output.concat(primary.host, f":{POSTGRES_PORT}/postgres?sslmode=disable")
         return args.platform.run(
             ProcessSpec(
                 name=f"{self._key}-metrics",
@@ -327,7 +336,8 @@ class SharedServer(pulumi.ComponentResource):
                 server=self._host,
                 image=args.exporter_image or "",
                 ports=[PortSpec("metrics", 9187, args.exporter_host_port, restricted=False)],
-                secret_env={"DATA_SOURCE_NAME": dsn},
+                env={"DATA_SOURCE_URI": uri, "DATA_SOURCE_USER": role.name},
+                secret_env={"DATA_SOURCE_PASS": password},
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role])),
         )

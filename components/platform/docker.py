@@ -15,6 +15,12 @@ JOB_ENV = "/etc/pgfleet/job.env"
 #: The image's own environment (PATH above all), saved at start: cron gives jobs none of it.
 IMAGE_ENV = "/run/pgfleet-image.env"
 JOB_READY = "/run/pgfleet-job-ready"
+#: Where each secret_env value lands as a file; the container's env names only the path
+#: (`<NAME>_FILE`), so `docker inspect` shows no secret.
+SECRETS_DIR = "/run/pgfleet/secrets"
+#: Uploads land as root; the image's entrypoint (root) gives each file to its service user
+#: before it drops privileges, so only that user (and root) can read it.
+SECRET_MODE = "0400"
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,19 @@ class DockerSettings:
 
 def _env_list(env: Mapping[str, pulumi.Input[str]]) -> list[pulumi.Output[str]]:
     return [pulumi.Output.concat(key, "=", value) for key, value in sorted(env.items())]
+
+
+def _secret_files(
+    secret_env: Mapping[str, pulumi.Input[str]],
+) -> tuple[dict[str, str], list[docker.ContainerUploadArgs]]:
+    """Secrets as files: `<NAME>_FILE` -> path for the env, and the uploads that hold them
+    (content secret in state, never part of the container's config)."""
+    paths = {name: f"{SECRETS_DIR}/{name}" for name in sorted(secret_env)}
+    uploads = [
+        docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(secret_env[name]), permissions=SECRET_MODE)
+        for name, path in paths.items()
+    ]
+    return {f"{name}_FILE": path for name, path in paths.items()}, uploads
 
 
 def _docker_labels(values: Mapping[str, str]) -> list[docker.ContainerLabelArgs]:
@@ -82,7 +101,8 @@ class DockerPlatform:
         opts: pulumi.ResourceOptions,
         publish: bool,
     ) -> docker.Container:
-        env = {**spec.env, **{k: pulumi.Output.secret(v) for k, v in spec.secret_env.items()}}
+        secret_paths, secret_uploads = _secret_files(spec.secret_env)
+        env = {**spec.env, **secret_paths}
         health = spec.health
         return docker.Container(
             key,
@@ -105,9 +125,10 @@ class DockerPlatform:
             ],
             volumes=list(volumes) or None,
             uploads=[
-                docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(content))
+                docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(content), permissions=SECRET_MODE)
                 for path, content in sorted(spec.files.items())
             ]
+            + secret_uploads
             or None,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD", *health.command],
@@ -157,7 +178,10 @@ class DockerPlatform:
     def schedule(self, job: JobSpec, opts: pulumi.ResourceOptions) -> pulumi.Resource:
         # Docker has no scheduler: a small container runs cron with one line. Env is written
         # to a file cron's job sources, because cron starts jobs with an empty environment.
-        env = {**job.env, **{k: pulumi.Output.secret(v) for k, v in job.secret_env.items()}}
+        # Secrets are files (`<NAME>_FILE` in that env), which the image's entrypoint gives to
+        # the user the job runs as when the container starts.
+        secret_paths, secret_uploads = _secret_files(job.secret_env)
+        env = {**job.env, **secret_paths}
         env_file = pulumi.Output.all(*[
             pulumi.Output.concat("export ", k, "=", pulumi.Output.from_input(v).apply(shlex.quote))
             for k, v in sorted(env.items())
@@ -177,7 +201,10 @@ class DockerPlatform:
             job.name,
             name=f"{self.settings.prefix}{job.name}",
             image=job.image,
-            entrypoints=["sh", "-c", f"export -p > {IMAGE_ENV} && {start}touch {JOB_READY} && exec cron -f"],
+            # The image's entrypoint runs first (as root) and prepares the secret files, which
+            # it finds by their `<NAME>_FILE` paths (no secret) in the container's env.
+            command=["sh", "-c", f"export -p > {IMAGE_ENV} && {start}touch {JOB_READY} && exec cron -f"],
+            envs=_env_list(secret_paths) or None,
             restart="unless-stopped",
             must_run=True,
             labels=_docker_labels({**labels(job.name, "backup", job.server), **self.settings.extra_labels}),
@@ -195,6 +222,7 @@ class DockerPlatform:
                 docker.ContainerUploadArgs(
                     file=JOB_ENV, content=pulumi.Output.secret(env_file.apply("\n".join))
                 ),
+                *secret_uploads,
             ],
             opts=_replace_in_place(opts),
         )

@@ -101,6 +101,10 @@ def test_no_container_port_beyond_loopback(live: Live) -> None:
     checks.check_ports_on_loopback_only(live, {25432, 25442, 26432, 29187, 25433, 28200, 26379})
 
 
+def test_no_container_config_holds_a_secret(live: Live) -> None:
+    assert checks.check_no_secret_in_container_config(live) == 12  # every container of the stack
+
+
 def test_second_preview_shows_no_changes(live: Live) -> None:
     checks.check_second_preview_is_empty(live)
 

@@ -51,6 +51,7 @@ def test_isolation_on_the_live_system(live: Live) -> None:
     assert checks.check_no_service_reaches_another(live) == n * (n - 1)
     checks.check_app_roles_are_least_privileged(live)
     checks.check_public_has_no_connect(live)
+    checks.check_no_secret_in_container_config(live)
 
 
 def test_each_approle_reads_only_its_own_path(live: Live) -> None:

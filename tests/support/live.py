@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import psycopg
 import pytest
 from pulumi import automation as auto
 
+from components.platform.docker import SECRETS_DIR
 from stacks import outputs
 
 from .engine import throwaway_stack
@@ -249,3 +252,86 @@ def check_redis_users_reach_only_their_own_keys(live: Live, port: int) -> int:
                     assert redis(port, *command, auth=auth).startswith("-NOPERM"), (service, other, command)
                     refusals += 1
     return refusals
+
+
+#: How `pulumi stack export --show-secrets` marks a secret value (its plaintext JSON-encoded).
+_SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
+_ACL_DIGEST = re.compile(r"#[0-9a-f]{64}")
+
+
+def _state_secrets(live: Live) -> set[str]:
+    """Every secret string the stack holds, decrypted from its state (Automation's export runs
+    `pulumi stack export --show-secrets`): passwords, tokens, keys, passphrases, secret_ids.
+    Only values secret by themselves: a property with a secret inside (a container's uploads)
+    is secret as a whole in the state, file paths and all. Not the Redis ACL rules' password
+    digests (`#<sha256>`): derived from secrets, so secret in the state, they are on Redis's
+    command line by design (a digest does not log in; the passwords themselves are checked)."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get(_SECRET_SIG[0]) == _SECRET_SIG[1]:
+                plaintext = value.get("plaintext")
+                secret = json.loads(plaintext) if isinstance(plaintext, str) else value.get("value")
+                if isinstance(secret, str) and len(secret) >= 8 and not _ACL_DIGEST.fullmatch(secret):
+                    found.add(secret)
+            else:
+                for item in value.values():
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(live.stack.export_stack().deployment)
+    return found
+
+
+def _output_secrets(live: Live) -> set[str]:
+    """The generated secrets a stack's outputs name: admin passwords, the Vault root token, the
+    passwords in the connection URLs, the secret_ids."""
+    values = set(live.admin_passwords.values()) | set(live.secret_ids.values())
+    if live.root_token:
+        values.add(live.root_token)
+    for kinds in live.urls.values():
+        for url in kinds.values():
+            if isinstance(url, str) and urlsplit(url).password:
+                values.add(urlsplit(url).password)
+    return values
+
+
+def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60, check=check)
+
+
+def check_no_secret_in_container_config(live: Live) -> int:
+    """`docker inspect` of every container of the stack (Config: Env, Cmd, Entrypoint, Labels,
+    health check; Path, Args, HostConfig) and the command lines of the processes running in it
+    hold none of the stack's secrets. And the check can fail: every secret file a container
+    got (under SECRETS_DIR) holds one of those secrets, its service user (not root) reads it,
+    another user (nobody) cannot, and every server's admin password and the Vault root token
+    arrived that way. Returns the number of containers checked."""
+    expected = _output_secrets(live)
+    secrets = _state_secrets(live) | expected
+    assert len(secrets) >= len(expected) > 0
+    delivered: set[str] = set()
+    containers = live.containers()
+    for name in containers:
+        (info,) = json.loads(_docker("inspect", "--type", "container", name).stdout)
+        shown = json.dumps({"Config": info["Config"], "Path": info["Path"], "Args": info["Args"],
+                            "HostConfig": info["HostConfig"]})
+        processes = _docker("top", name, "-o", "pid,args", check=False).stdout
+        for where, text in (("docker inspect", shown), ("process arguments", processes)):
+            leaked = [f"{value[:3]}..." for value in secrets if value in text]
+            assert not leaked, f"{name}: {where} holds {len(leaked)} secret(s): {leaked}"
+        listing = _docker("exec", name, "find", SECRETS_DIR, "-type", "f", "-printf", "%p %u %m\\n", check=False)
+        for line in listing.stdout.splitlines():
+            path, owner, mode = line.split()
+            assert owner != "root" and mode == "400", f"{name}: {path} is {owner} {mode}, not its service user's 0400"
+            value = _docker("exec", "-u", owner, name, "cat", path).stdout
+            assert value in secrets, f"{name}: {path} holds no secret of this stack"
+            delivered.add(value)
+            refused = _docker("exec", "-u", "nobody", name, "cat", path, check=False)
+            assert refused.returncode != 0 and "Permission denied" in refused.stderr, f"{name}: nobody reads {path}"
+    must_arrive = set(live.admin_passwords.values()) | ({live.root_token} if live.root_token else set())
+    assert must_arrive <= delivered, "a server password or the Vault token did not arrive as a file"
+    return len(containers)

@@ -130,7 +130,9 @@ def test_managed_store_runs_on_the_platform_with_generated_keys() -> None:
     bucket, wiring, _ = outcome.result
     store = outcome.mocks.named("bk-store", "docker:index/container:Container")
     assert store.inputs["image"] == "store:1" and not store.inputs.get("ports")  # never published
-    assert store.is_secret("envs")
+    assert {"ROOT_ACCESS_KEY_FILE=/run/pgfleet/secrets/ROOT_ACCESS_KEY",  # the keys as files, not env values
+            "ROOT_SECRET_KEY_FILE=/run/pgfleet/secrets/ROOT_SECRET_KEY"} <= set(store.inputs["envs"])
+    assert store.is_secret("uploads")
     assert outcome.mocks.named("bk-store-data").inputs["name"] == "bk-store-data"
     assert wiring.env["PGBACKREST_REPO1_S3_ENDPOINT"] is bucket.store.host
     assert wiring.env["PGBACKREST_REPO1_STORAGE_PORT"] == "7070"

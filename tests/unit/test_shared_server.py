@@ -76,7 +76,8 @@ def test_docker_primary_is_healthy_before_the_provider_connects() -> None:
     assert container.inputs["wait"] is True and container.inputs["waitTimeout"] > 0
     assert container.inputs["restart"] == "unless-stopped"
     assert container.inputs["ports"] == [{"internal": 5432, "external": 5432, "ip": "127.0.0.1"}]
-    assert container.is_secret("envs"), "POSTGRES_PASSWORD must reach the container as a secret"
+    assert "POSTGRES_PASSWORD_FILE=/run/pgfleet/secrets/POSTGRES_PASSWORD" in container.inputs["envs"]
+    assert container.is_secret("uploads"), "POSTGRES_PASSWORD must reach the container as a secret file"
     provider = outcome.mocks.named("main-provider")
     assert container.urn in provider.dependencies
     assert provider.inputs["host"] == "127.0.0.1" and provider.inputs["port"] == "5432"
@@ -153,8 +154,9 @@ def test_exporter_uses_a_pg_monitor_role_not_the_admin() -> None:
     outcome = build("docker", exporter_image="exporter:1")
     assert outcome.mocks.named("main-monitor").inputs["roles"] == ["pg_monitor"]
     exporter = outcome.mocks.named("main-metrics", CONTAINER)
-    assert exporter.is_secret("envs")
-    assert any(e.startswith("DATA_SOURCE_NAME=postgresql://pgfleet_monitor:") for e in exporter.inputs["envs"])
+    env = dict(e.split("=", 1) for e in exporter.inputs["envs"])
+    assert env["DATA_SOURCE_USER"] == "pgfleet_monitor" and env["DATA_SOURCE_URI"] == "main:5432/postgres?sslmode=disable"
+    assert env["DATA_SOURCE_PASS_FILE"] == "/run/pgfleet/secrets/DATA_SOURCE_PASS" and exporter.is_secret("uploads")
 
 
 def test_pooler_config_reaches_the_primary_and_stays_secret() -> None:

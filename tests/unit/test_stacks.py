@@ -138,7 +138,7 @@ def test_dev_base_backups_share_the_servers_volumes_and_gate_the_deployment(dev:
     mounts = {v["containerPath"]: v["volumeName"] for v in base["volumes"]}
     assert mounts == {"/var/lib/postgresql/data": "shared-data"}  # the repository is the stack's S3 store
     # stanza and first full backup before cron; `pulumi up` waits until that succeeded
-    assert base["entrypoints"][:2] == ["sh", "-c"] and "pgfleet-backup init" in base["entrypoints"][2]
+    assert base["command"][:2] == ["sh", "-c"] and "pgfleet-backup init" in base["command"][2]
     assert base["wait"] is True and base["healthcheck"]["tests"] == ["CMD", "test", "-f", "/run/pgfleet-job-ready"]
     crontab = {u["file"]: u["content"] for u in base["uploads"]}["/etc/cron.d/pgfleet"]
     assert crontab.startswith("0 1 * * 0 root . /run/pgfleet-image.env && . /etc/pgfleet/job.env && "

@@ -9,9 +9,26 @@
 #   SERVER_TLS_SSLMODE=prefer, IGNORE_STARTUP_PARAMETERS=extra_float_digits,
 #   PGBOUNCER_EXTRA (raw lines appended to [pgbouncer]).
 # A mounted /etc/pgbouncer/userlist.txt is kept when DB_USER is unset.
+# DB_PASSWORD may come as a file, DB_PASSWORD_FILE (it wins over DB_PASSWORD).
+# Started as root, the config files (which hold passwords) and DB_PASSWORD_FILE become user
+# postgres's alone before root is dropped; pgbouncer runs as postgres.
 set -Eeuo pipefail
 INI=/etc/pgbouncer/pgbouncer.ini
 USERLIST=/etc/pgbouncer/userlist.txt
+
+if [ "$(id -u)" = 0 ]; then
+  for f in "$INI" "$USERLIST" "${DB_PASSWORD_FILE:-}"; do
+    # a read-only mount (a Kubernetes secret volume) stays as it is
+    if [ -n "$f" ] && [ -f "$f" ]; then chown postgres:postgres "$f" 2>/dev/null && chmod 0400 "$f" 2>/dev/null || true; fi
+  done
+  exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
+fi
+
+if [ -n "${DB_PASSWORD_FILE:-}" ]; then
+  DB_PASSWORD="$(cat "$DB_PASSWORD_FILE")"
+  unset DB_PASSWORD_FILE
+fi
+export -n DB_PASSWORD 2>/dev/null || true
 
 if [ ! -f "$INI" ]; then
   : "${DB_HOST:?DB_HOST is required when no pgbouncer.ini is mounted}"

@@ -5,7 +5,10 @@ set -Eeuo pipefail
 export PGDATA="${PGDATA:-/var/lib/postgresql/data}"
 POSTGRES_USER="${POSTGRES_USER:-postgres}"
 POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
-POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-}"
+# Secrets may come as files (NAME_FILE, the platform's way on Docker) or values (NAME).
+# shellcheck source=pgfleet-secrets.sh
+. /usr/local/lib/pgfleet/secrets.sh
+POSTGRES_PASSWORD="$(secret_value POSTGRES_PASSWORD)"
 POSTGRES_HOST_AUTH_METHOD="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
 POSTGRES_INITDB_ARGS="${POSTGRES_INITDB_ARGS:-}"
 
@@ -24,6 +27,13 @@ wants_info() {
   done
   return 1
 }
+
+# Any command started as root (the server, a backup job's cron): the secret files become the
+# postgres user's alone, and pgBackRest's and libpq's own files are written from them.
+if [ "$(id -u)" = 0 ] && ! wants_info "${@:2}"; then
+  secrets_own postgres
+  secrets_render
+fi
 
 if [ "$1" != postgres ] || wants_info "${@:2}"; then
   exec "$@"
@@ -49,6 +59,9 @@ if [ "$(id -u)" = 0 ]; then
   fi
   exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
 fi
+
+# started as postgres (a pod run as that user): the files are made here
+secrets_render
 
 psql_init() {
   psql -v ON_ERROR_STOP=1 --no-password --no-psqlrc --username "$POSTGRES_USER" "$@"
@@ -123,4 +136,7 @@ elif [ -n "$POSTGRES_PASSWORD" ] && [ ! -e "$PGDATA/standby.signal" ] && [ ! -e 
 fi
 
 shift  # drop "postgres"
+# The server's environment never holds the password (given as a value, it came through the
+# environment: init scripts still see it, as in the official image).
+export -n POSTGRES_PASSWORD
 exec postgres "$@"

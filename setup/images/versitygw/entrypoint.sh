@@ -2,7 +2,9 @@
 # pgfleet versitygw entrypoint (own script): S3 over HTTPS on :7070, posix backend on
 # /var/lib/versitygw, runs as user versitygw.
 #   ROOT_ACCESS_KEY / ROOT_SECRET_KEY  root credentials (required; versitygw's own names
-#                                      ROOT_ACCESS_KEY_ID / ROOT_SECRET_ACCESS_KEY work too)
+#                                      ROOT_ACCESS_KEY_ID / ROOT_SECRET_ACCESS_KEY work too), or
+#                                      files: ROOT_ACCESS_KEY_FILE / ROOT_SECRET_KEY_FILE (they
+#                                      win; made user versitygw's alone, 0400, at start as root)
 #   S3_BUCKET        bucket created through the S3 API at start if it does not exist (optional)
 #   VGW_REGION       region (default us-east-1): clients must sign for the same region
 #   VGW_CERT/VGW_KEY TLS certificate and key (default /etc/versitygw/tls/{cert,key}.pem; a
@@ -18,19 +20,25 @@ DATA_DIR=/var/lib/versitygw
 TLS_DIR=/etc/versitygw/tls
 export VGW_CERT="${VGW_CERT:-$TLS_DIR/cert.pem}" VGW_KEY="${VGW_KEY:-$TLS_DIR/key.pem}"
 export VGW_REGION="${VGW_REGION:-us-east-1}"
+# Keys from files are read into shell variables, never exported: only versitygw gets them
+# (it reads its keys from its environment or flags only), in its own environment.
 ACCESS="${ROOT_ACCESS_KEY_ID:-${ROOT_ACCESS_KEY:-}}"
 SECRET="${ROOT_SECRET_ACCESS_KEY:-${ROOT_SECRET_KEY:-}}"
+if [ -n "${ROOT_ACCESS_KEY_FILE:-}" ] && [ -r "$ROOT_ACCESS_KEY_FILE" ]; then ACCESS="$(cat "$ROOT_ACCESS_KEY_FILE")"; fi
+if [ -n "${ROOT_SECRET_KEY_FILE:-}" ] && [ -r "$ROOT_SECRET_KEY_FILE" ]; then SECRET="$(cat "$ROOT_SECRET_KEY_FILE")"; fi
 PORT="${VGW_PORT:-:7070}"; PORT="${PORT##*:}"
 URL="https://127.0.0.1:$PORT"
 
 log() { echo "versitygw-entrypoint: $*" >&2; }
 
-# s3 METHOD PATH [curl args...]: a SigV4-signed request as the root user; prints the HTTP status
+# s3 METHOD PATH [curl args...]: a SigV4-signed request as the root user; prints the HTTP status.
+# The keys reach curl as its config on stdin, not in its argv (which `ps` shows).
 s3() {
   local method="$1" path="$2"; shift 2
-  curl -sk -o /dev/null -w '%{http_code}' --max-time 3 -X "$method" \
-    --aws-sigv4 "aws:amz:$VGW_REGION:s3" --user "$ACCESS:$SECRET" \
-    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@" "$URL/$path" || true
+  printf 'user = "%s:%s"\n' "$ACCESS" "$SECRET" \
+    | curl -sk -K - -o /dev/null -w '%{http_code}' --max-time 3 -X "$method" \
+      --aws-sigv4 "aws:amz:$VGW_REGION:s3" \
+      -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@" "$URL/$path" || true
 }
 
 healthy() { # serving, the root credentials work, and S3_BUCKET (if any) exists
@@ -48,6 +56,10 @@ if [ "$#" -gt 0 ] && [ "${1:0:1}" != '-' ]; then
 fi
 
 if [ "$(id -u)" = 0 ]; then
+  for f in "${ROOT_ACCESS_KEY_FILE:-}" "${ROOT_SECRET_KEY_FILE:-}"; do
+    # a read-only mount (a Kubernetes secret volume) stays as it is
+    if [ -n "$f" ] && [ -f "$f" ]; then chown versitygw:versitygw "$f" 2>/dev/null && chmod 0400 "$f" 2>/dev/null || true; fi
+  done
   mkdir -p "$DATA_DIR" "$TLS_DIR"
   chown versitygw:versitygw "$DATA_DIR" 2>/dev/null || true
   # a fresh bind mount may hold files owned by root
@@ -57,7 +69,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 if [ -z "$ACCESS" ] || [ -z "$SECRET" ]; then
-  log "ROOT_ACCESS_KEY and ROOT_SECRET_KEY must be set"
+  log "ROOT_ACCESS_KEY and ROOT_SECRET_KEY (or ROOT_ACCESS_KEY_FILE and ROOT_SECRET_KEY_FILE) must be set"
   exit 1
 fi
 
@@ -75,7 +87,7 @@ elif [ ! -r "$VGW_CERT" ] || [ ! -r "$VGW_KEY" ]; then
   exit 1
 fi
 
-versitygw "$@" posix "$DATA_DIR" &
+ROOT_ACCESS_KEY_ID="$ACCESS" ROOT_SECRET_ACCESS_KEY="$SECRET" versitygw "$@" posix "$DATA_DIR" &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' TERM INT
 
