@@ -33,4 +33,9 @@ for name in $SECRETS; do
   export "$name=$(cat "$file")"
   unset "${name}_FILE"
 done
-exec bao "$@"
+# The dev server prints its root token and unseal key when it starts: the container's log
+# (`docker logs`, a log shipper) carries neither.
+log="$(mktemp -u /tmp/bao-log.XXXXXX)"
+mkfifo -m 600 "$log"
+sed -u -e 's/^\(Root Token\|Unseal Key\): .*/\1: (not logged)/' <"$log" &
+exec bao "$@" >"$log" 2>&1
