@@ -305,8 +305,8 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def check_no_secret_in_container_config(live: Live) -> int:
     """`docker inspect` of every container of the stack (Config: Env, Cmd, Entrypoint, Labels,
-    health check; Path, Args, HostConfig) and the command lines of the processes running in it
-    hold none of the stack's secrets. And the check can fail: every secret file a container
+    health check; Path, Args, HostConfig), the command lines of the processes running in it and
+    its log hold none of the stack's secrets. And the check can fail: every secret file a container
     got (under SECRETS_DIR) holds one of those secrets, its service user (not root) reads it,
     another user (nobody) cannot, and every server's admin password and the Vault root token
     arrived that way. Returns the number of containers checked."""
@@ -320,7 +320,9 @@ def check_no_secret_in_container_config(live: Live) -> int:
         shown = json.dumps({"Config": info["Config"], "Path": info["Path"], "Args": info["Args"],
                             "HostConfig": info["HostConfig"]})
         processes = _docker("top", name, "-o", "pid,args", check=False).stdout
-        for where, text in (("docker inspect", shown), ("process arguments", processes)):
+        logged = _docker("logs", name, check=False)
+        for where, text in (("docker inspect", shown), ("process arguments", processes),
+                            ("docker logs", logged.stdout + logged.stderr)):
             leaked = [f"{value[:3]}..." for value in secrets if value in text]
             assert not leaked, f"{name}: {where} holds {len(leaked)} secret(s): {leaked}"
         listing = _docker("exec", name, "find", SECRETS_DIR, "-type", "f", "-printf", "%p %u %m\\n", check=False)
