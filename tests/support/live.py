@@ -259,7 +259,7 @@ _SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb4
 _ACL_DIGEST = re.compile(r"#[0-9a-f]{64}")
 
 
-def _state_secrets(live: Live) -> set[str]:
+def state_secrets(live: Live) -> set[str]:
     """Every secret string the stack holds, decrypted from its state (Automation's export runs
     `pulumi stack export --show-secrets`): passwords, tokens, keys, passphrases, secret_ids.
     Only values secret by themselves: a property with a secret inside (a container's uploads)
@@ -286,7 +286,7 @@ def _state_secrets(live: Live) -> set[str]:
     return found
 
 
-def _output_secrets(live: Live) -> set[str]:
+def output_secrets(live: Live) -> set[str]:
     """The generated secrets a stack's outputs name: admin passwords, the Vault root token, the
     passwords in the connection URLs, the secret_ids."""
     values = set(live.admin_passwords.values()) | set(live.secret_ids.values())
@@ -310,8 +310,8 @@ def check_no_secret_in_container_config(live: Live) -> int:
     got (under SECRETS_DIR) holds one of those secrets, its service user (not root) reads it,
     another user (nobody) cannot, and every server's admin password and the Vault root token
     arrived that way. Returns the number of containers checked."""
-    expected = _output_secrets(live)
-    secrets = _state_secrets(live) | expected
+    expected = output_secrets(live)
+    secrets = state_secrets(live) | expected
     assert len(secrets) >= len(expected) > 0
     delivered: set[str] = set()
     containers = live.containers()
