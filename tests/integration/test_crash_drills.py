@@ -44,7 +44,7 @@ class Drill:
         return {**os.environ, **(self.stack.workspace.env_vars or {})}
 
     def add_service(self, name: str) -> None:
-        self.config["services"].append({"name": name, "server": "shared", "connection_limit": 5})
+        self.config["services"].append({"name": name, "server": "shared", "connection_limit": 10})
         self.stack.set_all_config(config_values({"services": self.config["services"]}))
 
     def up_killed_at(self, marker: str, delay_s: float, freeze: tuple[str, str] | None = None) -> str:
@@ -71,7 +71,8 @@ class Drill:
         if frozen:
             subprocess.run(["docker", "unpause", freeze[1]], capture_output=True, check=True)
         output = "".join(seen)
-        assert process.returncode == -signal.SIGKILL, f"the up ended before {marker!r} showed:\n{output[-3000:]}"
+        problems = "".join(line for line in seen if "error" in line or "invalid" in line or line.startswith("  - "))
+        assert process.returncode == -signal.SIGKILL, f"the up ended before {marker!r} showed:\n{problems[-3000:]}"
         return output
 
     def pending(self) -> list[str]:
