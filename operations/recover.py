@@ -7,7 +7,8 @@ object may exist although the state does not hold it. The next `up` would then t
 lock, and over the name of every such object. This command, run where `pulumi up` runs (same
 backend and passphrase), does what Pulumi asks an operator to do, for the objects pgfleet makes:
 
-1. the lock: removed (`pulumi cancel`) only when the process that holds it is gone;
+1. the lock: removed (`pulumi cancel`) only when the process that holds it is gone, after
+   removing what its death left half-written (an empty checkpoint sidecar, temporary files);
 2. each pending create, by what the object is:
    - recreated as it was (removed here): containers and networks, which hold no data;
    - adopted by the next `up` (kept here): volumes, PostgreSQL roles, databases, schemas,
@@ -105,13 +106,38 @@ def _holder_alive(lock: dict[str, Any]) -> bool:
     return True
 
 
-def release_stale_lock(pulumi: Pulumi, project: str, stack: str) -> str | None:
-    """`pulumi cancel` when the stack's lock is held by a process that is gone; refused when
-    the holder runs (or runs elsewhere). Locks exist on file backends; Pulumi Cloud shows and
-    cancels its updates itself."""
+def repair_checkpoint_files(backend_url: str, project: str, stack: str) -> list[str]:
+    """A file backend writes each checkpoint to a temporary file renamed into place (atomic),
+    but its metadata sidecar (`<stack>.json.attrs`: content type, MD5) in place: a kill in that
+    write leaves it empty, and every command then fails with "failed to load checkpoint: EOF".
+    An unreadable sidecar is removed (the checkpoint reads without one), and so are the
+    temporary files of writes that never finished. Returns what was removed."""
+    folder = Path(backend_url.removeprefix("file://")).expanduser() / ".pulumi" / "stacks" / project
+    removed: list[str] = []
+    for path in sorted(folder.glob(f"{stack}.json*")):
+        if path.suffix == ".tmp":
+            broken = True
+        elif path.suffix == ".attrs":
+            try:
+                broken = not isinstance(json.loads(path.read_text()), dict)
+            except ValueError:  # empty or cut short
+                broken = True
+        else:
+            continue
+        if broken:
+            path.unlink()
+            removed.append(path.name)
+    return removed
+
+
+def release_stale_lock(pulumi: Pulumi, project: str, stack: str, say: Callable[[str], None]) -> None:
+    """`pulumi cancel` when the stack's lock is held by a process that is gone, after mending
+    what that process's death may have left half-written; refused when the holder runs (or
+    runs elsewhere). Locks exist on file backends; Pulumi Cloud shows and cancels its updates
+    itself."""
     backend = pulumi.json("whoami")["url"]
     if not backend.startswith("file://"):
-        return None
+        return
     locks = _lock_files(backend, project, stack)
     for path in locks:
         holder = json.loads(path.read_text())
@@ -119,10 +145,11 @@ def release_stale_lock(pulumi: Pulumi, project: str, stack: str) -> str | None:
             raise RecoverError(f"the stack is locked by pid {holder.get('pid')} on {holder.get('hostname')} "
                                f"(since {holder.get('timestamp')}), which may still be running: wait for it, "
                                "or stop it, and run pgfleet-recover again")
+    for name in repair_checkpoint_files(backend, project, stack):
+        say(f"removed {name}, left half-written by the killed run")
     if locks:
         pulumi.run("cancel", "--yes")
-        return f"released the lock of the killed run ({len(locks)} lock file(s))"
-    return None
+        say(f"released the lock of the killed run ({len(locks)} lock file(s))")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,8 +341,8 @@ def _project(cwd: Path) -> str:
 
 def recover(pulumi: Pulumi, dry_run: bool = False, say: Callable[[str], None] = print) -> None:
     stack = pulumi.stack or pulumi.run("stack", "--show-name").stdout.strip()
-    if not dry_run and (released := release_stale_lock(pulumi, _project(pulumi.cwd), stack)):
-        say(released)
+    if not dry_run:
+        release_stale_lock(pulumi, _project(pulumi.cwd), stack, say)
     deployment = pulumi.json("stack", "export", "--show-secrets").get("deployment", {})
     decided = plan(deployment, pulumi.json("stack", "history"))
     for line in decided.kept:

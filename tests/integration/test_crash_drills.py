@@ -152,9 +152,11 @@ def rows(live: Live, service: str) -> list[str]:
 def test_first_up_killed_while_creating_converges(drill: Drill) -> None:
     output = drill.up_killed_at("postgresql:index:Role", delay_s=1.0)
     assert "docker:index:Container" in output
-    # the killed run holds the lock: the next up is refused until recovery
-    with pytest.raises(auto.ConcurrentUpdateError):
+    # the next up is refused until recovery: the killed run holds the lock (and, when the kill
+    # fell in a checkpoint write, left its metadata sidecar empty: "failed to load checkpoint")
+    with pytest.raises(auto.CommandError) as refused:
         drill.stack.up(on_output=print)
+    assert "locked" in str(refused.value) or "failed to load checkpoint" in str(refused.value)
 
     recovered = drill.recover()
     assert recovered.returncode == 0, recovered.stderr

@@ -3,8 +3,9 @@ from when an unrecorded secret_id counts as the killed run's."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
-from operations.recover import _last_completed, _plain, plan
+from operations.recover import _last_completed, _plain, plan, repair_checkpoint_files
 
 
 def pending(type_: str, urn_name: str, **inputs: object) -> dict[str, object]:
@@ -56,3 +57,22 @@ def test_secrets_of_an_export_with_show_secrets_are_unwrapped() -> None:
     wrapped = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "plaintext": '"s3cr3t"'}
     assert _plain(wrapped) == "s3cr3t"
     assert _plain("http://127.0.0.1:8200") == "http://127.0.0.1:8200"
+
+
+def test_a_half_written_checkpoint_sidecar_is_removed_and_a_sound_one_kept(tmp_path: Path) -> None:
+    """What a kill in a file backend's checkpoint write leaves (seen in a crash drill): the
+    checkpoint whole, its `.attrs` sidecar empty, a temporary file; the backup's sidecar sound."""
+    folder = tmp_path / ".pulumi" / "stacks" / "pgfleet"
+    folder.mkdir(parents=True)
+    (folder / "dev.json").write_text('{"version": 3}')
+    (folder / "dev.json.attrs").write_text("")
+    (folder / "dev.json.18ed54abcd07c765.tmp").write_text('{"vers')
+    (folder / "dev.json.bak").write_text('{"version": 3}')
+    (folder / "dev.json.bak.attrs").write_text('{"md5": "Q2GhDm8Dm3MezDv2WWoSlA=="}')
+    (folder / "other.json.attrs").write_text("")  # another stack's: not this recovery's business
+
+    removed = repair_checkpoint_files(f"file://{tmp_path}", "pgfleet", "dev")
+
+    assert removed == ["dev.json.18ed54abcd07c765.tmp", "dev.json.attrs"]
+    assert sorted(p.name for p in folder.iterdir()) == ["dev.json", "dev.json.bak", "dev.json.bak.attrs",
+                                                        "other.json.attrs"]
