@@ -23,5 +23,17 @@ unset PULUMI_CONFIG_PASSPHRASE
 source setup/env.sh
 
 stack="${PGFLEET_STACK:-dev}"
+# The passphrase's salt belongs to this machine's state, not to the project: Pulumi needs it in
+# the stack file while it runs, so it is put there from $state and taken back out on exit, and
+# the committed file stays as it is (the tests check that it carries no salt).
+config="Pulumi.$stack.yaml" salt="$state/$stack.encryptionsalt"
+if [ -s "$salt" ] && ! grep -q '^encryptionsalt:' "$config" 2>/dev/null; then cat "$salt" >>"$config"; fi
+keep_salt() {
+  if grep -q '^encryptionsalt:' "$config" 2>/dev/null; then
+    (umask 077 && grep '^encryptionsalt:' "$config" >"$salt")
+    sed -i '/^encryptionsalt:/d' "$config"
+  fi
+}
+trap keep_salt EXIT
 pulumi stack select --create "$stack" --non-interactive
 pulumi up --yes --non-interactive --stack "$stack"
