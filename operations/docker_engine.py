@@ -1,4 +1,4 @@
-"""The few Docker engine calls the restore commands make, through the `docker` CLI."""
+"""The few Docker engine calls the restore and recover commands make, through the `docker` CLI."""
 from __future__ import annotations
 
 import json
@@ -55,6 +55,21 @@ def names(pattern: str) -> list[str]:
 def execute(name: str, command: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command in a running container; the result, whatever its exit status."""
     return _docker("exec", name, *command, check=False, timeout=timeout)
+
+
+def remove(name: str) -> None:
+    """A container, stopped first if it runs."""
+    _docker("rm", "-f", name)
+
+
+def network_containers(name: str) -> int | None:
+    """How many containers sit on a network; None when there is no such network."""
+    result = _docker("network", "inspect", "--format", "{{len .Containers}}", name, check=False)
+    return int(result.stdout.strip()) if result.returncode == 0 else None
+
+
+def remove_network(name: str) -> None:
+    _docker("network", "rm", name)
 
 
 def stop(name: str, grace_s: int = 120) -> None:

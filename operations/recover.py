@@ -38,6 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import docker_engine as engine
+
 
 class RecoverError(RuntimeError):
     pass
@@ -50,11 +52,11 @@ class Pulumi:
     stack: str | None
     cwd: Path
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         on_stack = self.stack and args[0] != "whoami"  # whoami is the backend's, not a stack's
         command = ["pulumi", *args, "--non-interactive", *(["--stack", self.stack] if on_stack else [])]
         result = subprocess.run(command, cwd=self.cwd, capture_output=True, text=True, check=False)
-        if check and result.returncode != 0:
+        if result.returncode != 0:
             raise RecoverError(f"`pulumi {' '.join(args)}` failed: {(result.stderr or result.stdout).strip()}")
         return result
 
@@ -155,44 +157,33 @@ def release_stale_lock(pulumi: Pulumi, project: str, stack: str, say: Callable[[
 # ---------------------------------------------------------------------------------------------
 # the platform and Vault, as far as pending creates need them
 
-def _docker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
-
-
 def _docker_labels(inputs: dict[str, Any]) -> dict[str, str]:
     return {item["label"]: item["value"] for item in inputs.get("labels") or []}
 
 
 def _plan_container(item: Pending, plan: Plan) -> None:
     name = item.inputs["name"]
-    found = _docker("inspect", "--type", "container", "--format", "{{json .Config.Labels}}", name)
-    if found.returncode != 0:
+    found = engine.inspect(name)
+    if found is None:
         plan.kept.append(f"container {name}: never created")
         return
-    labels = json.loads(found.stdout) or {}
-    if any(labels.get(k) != v for k, v in _docker_labels(item.inputs).items()):
+    if any(found.labels.get(k) != v for k, v in _docker_labels(item.inputs).items()):
         plan.refused.append(f"container {name} exists but carries other labels than the stack declares: "
                             "not the killed run's; rename or remove it yourself")
         return
-    plan.actions.append((f"remove container {name} (recreated by the next up)",
-                         lambda: _must(_docker("rm", "-f", name), f"docker rm {name}")))
+    plan.actions.append((f"remove container {name} (recreated by the next up)", lambda: engine.remove(name)))
 
 
 def _plan_network(item: Pending, plan: Plan) -> None:
     name = item.inputs["name"]
-    found = _docker("network", "inspect", "--format", "{{len .Containers}}", name)
-    if found.returncode != 0:
+    attached = engine.network_containers(name)
+    if attached is None:
         plan.kept.append(f"network {name}: never created")
-    elif found.stdout.strip() != "0":
+    elif attached:
         plan.refused.append(f"network {name} exists with containers attached: not the killed run's alone")
     else:
         plan.actions.append((f"remove network {name} (recreated by the next up)",
-                             lambda: _must(_docker("network", "rm", name), f"docker network rm {name}")))
-
-
-def _must(result: subprocess.CompletedProcess[str], what: str) -> None:
-    if result.returncode != 0:
-        raise RecoverError(f"{what} failed: {(result.stderr or result.stdout).strip()}")
+                             lambda: engine.remove_network(name)))
 
 
 @dataclass(frozen=True)
@@ -369,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         recover(Pulumi(args.stack, args.cwd), dry_run=args.dry_run)
-    except RecoverError as error:
+    except (RecoverError, engine.EngineError) as error:
         print(f"pgfleet-recover: {error}", file=sys.stderr)
         return 1
     return 0

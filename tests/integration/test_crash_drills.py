@@ -47,14 +47,18 @@ class Drill:
         self.config["services"].append({"name": name, "server": "shared", "connection_limit": 10})
         self.stack.set_all_config(config_values({"services": self.config["services"]}))
 
+    def cli_up(self, start_new_session: bool = False) -> subprocess.Popen[str]:
+        """`pulumi up` as a user runs it, started: its output (stdout and stderr) as lines."""
+        return subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--stack", self.stack.name],
+                                cwd=self.stack.workspace.work_dir, env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=start_new_session)
+
     def up_killed_at(self, marker: str, delay_s: float, freeze: tuple[str, str] | None = None) -> str:
         """`pulumi up` as a user runs it, SIGKILLed with all its plugins `delay_s` after a line
         with `marker` and "creating" shows: the output up to the kill. `freeze`: (a line's
         text, a container) paused from that line until after the kill, so that the create in
         flight at the kill is surely recorded as pending and surely unanswered."""
-        process = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--stack", self.stack.name],
-                                   cwd=self.stack.workspace.work_dir, env=self.env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        process = self.cli_up(start_new_session=True)
         seen: list[str] = []
         frozen = False
         assert process.stdout is not None
@@ -196,9 +200,7 @@ def test_update_killed_while_issuing_a_secret_id_leaves_no_credential_behind(dri
 def test_recover_refuses_while_the_lock_holder_runs(drill: Drill) -> None:
     """The other side of releasing a dead run's lock: a live run's lock (its CLI held stopped
     here, so that it cannot finish first) is refused, and the run completes untouched."""
-    process = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--stack", drill.stack.name],
-                               cwd=drill.stack.workspace.work_dir, env=drill.env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = drill.cli_up()
     try:
         assert process.stdout is not None
         for line in process.stdout:
