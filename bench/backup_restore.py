@@ -1,68 +1,167 @@
 """Backup time, restore time (RTO) and the data-loss window after a crash (RPO) of a >= 1 GB
-database, against the seeds' targets: RPO 5 minutes, RTO 1 hour.
+database, on Docker and on Kubernetes side by side, against the seeds' targets: RPO 5 minutes,
+RTO 1 hour.
 
-A one-server stack (backups on, filesystem repository) is brought up with the real engine and
-a database filled past 1 GiB: pgbench tables (which compress very well) plus a table of random
-bytes (which do not), so the repository's compression does not flatter the times. Then:
-  backup   `pgfleet-backup base full` of the whole server, timed;
-  RPO      a writer commits a timestamped row every 100 ms; after a while the server is killed
-           (SIGKILL) and its disk treated as lost: the server is restored from the repository
-           alone (base backup + archived WAL). RPO = last acknowledged commit - newest row back;
-  RTO      that restore, timed from the command to a server taking writes
-           (`pgfleet-restore pitr latest`: restore beside, swap, recovery, promotion).
-Also timed: a dump of the database and its restore (one service brought back alone). Also
-printed: the bound the settings promise (archive_timeout), and each measure / its target. Both
-repository kinds run one after the other in one run: a volume, and the managed S3 store.
+Each run brings up a one-server stack (backups on) with the real engine and fills a database
+past 1 GiB: pgbench tables (which compress very well) plus a table of random bytes (which do
+not), so the repository's compression does not flatter the times. Then:
+  backup   a full base backup of the whole server, as the base-backup job runs it (Docker: the
+           job container; Kubernetes: a Job from the CronJob, pod start included), timed;
+  dump     the dump job, and the one-service restore from it (`pgfleet-restore dump`'s step);
+  RPO      a writer commits a timestamped row every 100 ms; after a while the postmaster is
+           killed (SIGKILL) and its disk treated as lost: the server is restored from the
+           repository alone (base backup + archived WAL). RPO = last acknowledged commit -
+           newest row back;
+  RTO      that restore, timed from the command to a server taking writes (`pgfleet-restore
+           pitr latest`: restore beside, stop, swap, recovery, promotion).
+Runs are `platform:repository`: docker:filesystem, docker:s3 (the managed store), kubernetes:s3
+(the project's S3 store in the cluster). Kubernetes needs KUBECONFIG (setup/cluster.sh env).
 
-    python bench/backup_restore.py [--scale 35] [--random-mib 512] [--writes 75] [--targets filesystem s3]
+    python bench/backup_restore.py [--runs docker:s3 kubernetes:s3] [--scale 35] [--random-mib 512] [--writes 75]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from operations.restore import restore_pitr  # noqa: E402
-from tests.support.engine import throwaway_stack  # noqa: E402
-from tests.support.live import isolated  # noqa: E402
+from operations.deployed import DeployedServers, servers_of
+from operations.deployed.docker import DockerServers
+from operations.deployed.kubernetes import KubernetesServers
+from operations.restore import restore_pitr
+from tests.support.engine import throwaway_stack
+from tests.support.live import isolated
 
 PREFIX = "pgfleet-bbench-"
 PORT = 36432
 ARCHIVE_TIMEOUT_S = 60
 TARGET_RPO_S = 5 * 60
 TARGET_RTO_S = 60 * 60
+SERVER = {"name": "bench", "storage": "20Gi", "metrics": {"enabled": False}}
+BACKUP = {"enabled": True, "archive_timeout": f"{ARCHIVE_TIMEOUT_S}s", "rpo": "5m"}
 
 
-def stack_config(target: str) -> dict:
-    repository = {"kind": "filesystem", "size": "20Gi"} if target == "filesystem" else \
-        {"kind": "s3", "managed": True, "size": "20Gi"}
-    return isolated({
-        "platform": "docker",
-        "servers": [{"name": "bench", "port": PORT, "metrics": {"enabled": False}}],
-        "services": [{"name": "load", "server": "bench"}],
-        "backup": {"enabled": True, "target": repository, "archive_timeout": f"{ARCHIVE_TIMEOUT_S}s", "rpo": "5m"},
-    }, PREFIX, port_offset=0)
+@dataclass
+class Deployed:
+    """A bench stack: how to reach, fill, back up and kill its server on its platform."""
+
+    admin_dsn: str
+    servers: DeployedServers
+    shell: Callable[[list[str]], None]
+    """A command in the primary's container (as root), e.g. pgbench."""
+    kill_postmaster: Callable[[], None]
 
 
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
-
-
-def timed(label: str, action) -> float:
+def timed(label: str, action: Callable[[], Any]) -> float:
     start = time.monotonic()
     action()
     seconds = time.monotonic() - start
     print(f"  {label}: {seconds:.1f} s", flush=True)
     return seconds
+
+
+def _docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+@contextlib.contextmanager
+def on_docker(repository: str) -> Iterator[Deployed]:
+    target = {"kind": "filesystem", "size": "20Gi"} if repository == "filesystem" else \
+        {"kind": "s3", "managed": True, "size": "20Gi"}
+    config = isolated({"platform": "docker", "servers": [{**SERVER, "port": PORT}],
+                       "services": [{"name": "load", "server": "bench"}],
+                       "backup": {**BACKUP, "target": target}}, PREFIX, port_offset=0)
+    with tempfile.TemporaryDirectory() as tmp, throwaway_stack(Path(tmp), "bench-backup", config) as stack:
+        up = stack.up(on_output=lambda _: None)
+        password = up.outputs["server_admin_passwords"].value["bench"]
+        servers = servers_of(up.outputs["platform"].value)
+        primary = servers["bench"].primary
+
+        def shell(command: list[str]) -> None:
+            _docker("exec", primary, *command)
+
+        def kill() -> None:
+            _docker("kill", "-s", "KILL", primary)
+
+        yield Deployed(admin_dsn=f"postgresql://postgres:{password}@127.0.0.1:{PORT}/load_db",
+                       servers=DockerServers(servers), shell=shell, kill_postmaster=kill)
+
+
+def _postmaster_pid(pod_uid: str) -> int:
+    """The host pid of the postmaster in a pod (the node is this machine): the `postgres`
+    process of the pod's cgroup whose parent is not postgres."""
+    marks = (pod_uid, pod_uid.replace("-", "_"))
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            if not any(mark in (entry / "cgroup").read_text() for mark in marks):
+                continue
+            parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            if Path(f"/proc/{parent}/comm").read_text().strip() != "postgres":
+                return int(entry.name)
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    raise RuntimeError(f"no postmaster in pod {pod_uid} on this node")
+
+
+@contextlib.contextmanager
+def on_kubernetes(repository: str) -> Iterator[Deployed]:
+    from kubernetes import client
+
+    from tests.support.cluster import Cluster, kubeconfig
+    from tests.support.prod import ClusterLive, external_vault, for_cluster, object_store, secret_config
+
+    if repository != "s3":
+        raise SystemExit("kubernetes runs use the S3 store in the cluster: kubernetes:s3")
+    cluster = Cluster(kubeconfig())
+    prefix = "bbench-"
+    namespace = f"{prefix}db"
+    try:
+        with external_vault() as vault, object_store(cluster, f"{prefix}s3") as store, \
+                tempfile.TemporaryDirectory() as tmp:
+            config = for_cluster({"platform": "kubernetes", "servers": [dict(SERVER)],
+                                  "services": [{"name": "load", "server": "bench"}], "backup": dict(BACKUP)},
+                                 prefix, vault, store)
+            config["servers"][0] |= {"cpu": "500m", "memory": "1Gi"}
+            with throwaway_stack(Path(tmp), "bench-backup", config, secret_config(vault, store),
+                                 protected=True) as stack:
+                up = stack.up(on_output=lambda _: None)
+                live = ClusterLive(stack, up, namespace)
+                servers = KubernetesServers(servers_of(up.outputs["platform"].value), namespace, cluster.api_client)
+                pod = f"{servers.servers['bench'].primary}-0"
+
+                def shell(command: list[str]) -> None:
+                    code, output = cluster.exec(namespace, pod, command, timeout=3600)
+                    if code != 0:
+                        raise RuntimeError(output)
+
+                def kill() -> None:
+                    uid = cluster.core.read_namespaced_pod(pod, namespace).metadata.uid
+                    os.kill(_postmaster_pid(uid), signal.SIGKILL)
+
+                yield Deployed(admin_dsn=live.admin("load", "load_db"), servers=servers, shell=shell,
+                               kill_postmaster=kill)
+    finally:
+        with contextlib.suppress(client.ApiException):
+            cluster.core.delete_namespace(namespace)
 
 
 class Writer(threading.Thread):
@@ -86,16 +185,15 @@ class Writer(threading.Thread):
                 time.sleep(0.1)
 
 
-def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
-    print(f"== repository: {target}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp, throwaway_stack(Path(tmp), "bench-backup", stack_config(target)) as stack:
-        up = stack.up(on_output=lambda _: None)
-        password = up.outputs["server_admin_passwords"].value["bench"]
-        admin = f"postgresql://postgres:{password}@127.0.0.1:{PORT}/load_db"
-        primary, base_job, dump_job = f"{PREFIX}bench", f"{PREFIX}bench-base", f"{PREFIX}bench-dump"
-
-        docker("exec", primary, "pgbench", "-i", "-q", "-s", str(args.scale), "-U", "postgres", "load_db")
-        with psycopg.connect(admin, autocommit=True) as conn:
+def measure(run: str, args: argparse.Namespace) -> dict[str, float]:
+    platform, repository = run.split(":")
+    print(f"== {platform}, repository {repository}", flush=True)
+    deploy = on_docker if platform == "docker" else on_kubernetes
+    with deploy(repository) as bench:
+        server = bench.servers.servers["bench"]
+        bench.shell(["pgbench", "-i", "-q", "-s", str(args.scale), "-h", "/var/run/postgresql", "-U", "postgres",
+                     "load_db"])
+        with psycopg.connect(bench.admin_dsn, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
             conn.execute("CREATE TABLE noise (id int, bytes bytea)")
             conn.execute("ALTER TABLE noise ALTER bytes SET STORAGE EXTERNAL")  # stored as is, uncompressed
@@ -104,27 +202,36 @@ def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
             (size,) = conn.execute("SELECT pg_database_size('load_db')").fetchone()
         print(f"  database size: {size / 2**30:.2f} GiB", flush=True)
 
-        result = {"size_gib": size / 2**30}
-        result["backup"] = timed("base backup (full, zstd, encrypted)",
-                                 lambda: docker("exec", base_job, "pgfleet-backup", "base", "full"))
-        result["dump"] = timed("dump of the database (encrypted)", lambda: docker("exec", dump_job, "pgfleet-backup", "dump"))
-        result["dump_restore"] = timed("restore of the database from its dump",
-                                       lambda: docker("exec", dump_job, "pgfleet-backup", "restore-dump", "load_db"))
+        def backup(kind: str, *command: str) -> Callable[[], str]:
+            return lambda: bench.servers.backup(server, kind, list(command), 3600)  # type: ignore[arg-type]
 
-        writer = Writer(admin)
+        result = {"size_gib": size / 2**30}
+        result["backup"] = timed("base backup (full, zstd, encrypted)", backup("base", "base", "full"))
+        result["dump"] = timed("dump of the database (encrypted)", backup("dump", "dump"))
+        result["dump_restore"] = timed("restore of the database from its dump",
+                                       backup("dump", "restore-dump", "load_db"))
+
+        writer = Writer(bench.admin_dsn)
         writer.start()
         time.sleep(args.writes)
-        docker("kill", "-s", "KILL", primary)
+        bench.kill_postmaster()
         writer.stop.set()
         writer.join(10)
         acknowledged = writer.last_acknowledged
         assert acknowledged is not None
 
         # The disk is lost: restore from the repository alone, to the end of the archived WAL.
-        result["rto"] = timed("server restore to latest (RTO)", lambda: restore_pitr("bench", "latest", PREFIX))
-        with psycopg.connect(admin, autocommit=True) as conn:
-            (recovered,) = conn.execute("SELECT max(at) FROM heartbeat").fetchone()
-            (restored,) = conn.execute("SELECT pg_database_size('load_db')").fetchone()
+        result["rto"] = timed("server restore to latest (RTO)", lambda: restore_pitr(bench.servers, "bench", "latest"))
+        recovered = restored = None
+        for _ in range(60):  # a Kubernetes forward reaches the new pod within a few seconds
+            try:
+                with psycopg.connect(bench.admin_dsn, autocommit=True, connect_timeout=5) as conn:
+                    (recovered,) = conn.execute("SELECT max(at) FROM heartbeat").fetchone()
+                    (restored,) = conn.execute("SELECT pg_database_size('load_db')").fetchone()
+                break
+            except psycopg.OperationalError:
+                time.sleep(1)
+        assert restored is not None, "the restored server does not answer"
         print(f"  restored database size: {restored / 2**30:.2f} GiB")
         assert restored >= 0.95 * size, "the restored database is smaller than the one backed up"
         result["rpo"] = (acknowledged - recovered).total_seconds() if recovered else float("inf")
@@ -133,15 +240,16 @@ def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", nargs="+", default=["docker:s3", "kubernetes:s3"],
+                        choices=["docker:filesystem", "docker:s3", "kubernetes:s3"])
     parser.add_argument("--scale", type=int, default=35, help="pgbench scale; 35 is about 0.5 GiB")
     parser.add_argument("--random-mib", type=int, default=512, help="MiB of incompressible rows besides")
     parser.add_argument("--writes", type=float, default=75, help="seconds of writes before the crash")
-    parser.add_argument("--targets", nargs="+", default=["filesystem", "s3"], choices=["filesystem", "s3"])
     args = parser.parse_args()
 
-    results = {target: measure(target, args) for target in args.targets}
+    results = {run: measure(run, args) for run in args.runs}
     print()
-    header = "".join(f"{t:>14}{'/target':>9}" for t in results)
+    header = "".join(f"{run:>18}{'/target':>9}" for run in results)
     print(f"{'seconds':<34}{header}")
     rows = [
         ("database size (GiB)", "size_gib", None),
@@ -153,11 +261,17 @@ def main() -> None:
     ]
     for label, key, target in rows:
         cells = "".join(
-            f"{r[key]:>14.1f}{(format(r[key] / target, '.3f') if target else '-'):>9}" for r in results.values()
+            f"{r[key]:>18.1f}{(format(r[key] / target, '.3f') if target else '-'):>9}" for r in results.values()
         )
         print(f"{label:<34}{cells}")
-    bound = f"{ARCHIVE_TIMEOUT_S:>14.1f}{ARCHIVE_TIMEOUT_S / TARGET_RPO_S:>9.3f}" * len(results)
+    bound = f"{ARCHIVE_TIMEOUT_S:>18.1f}{ARCHIVE_TIMEOUT_S / TARGET_RPO_S:>9.3f}" * len(results)
     print(f"{'RPO bound (archive_timeout)':<34}{bound}")
+    if len(results) > 1:
+        first, *others = results
+        for other in others:
+            ratios = ", ".join(f"{key} {results[other][key] / results[first][key]:.2f}x"
+                               for _, key, _ in rows[1:] if results[first][key])
+            print(f"{other} / {first}: {ratios}")
     print(f"targets: RPO {TARGET_RPO_S} s, RTO {TARGET_RTO_S} s (the seeds')")
 
 

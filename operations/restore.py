@@ -1,158 +1,85 @@
 """pgfleet-restore: bring one service's database, or a whole server, back from its backups.
 
-    pgfleet-restore list [--server S]
-    pgfleet-restore dump DATABASE [--stamp STAMP] [--keep-previous]
-    pgfleet-restore pitr --server S TARGET          TARGET: '2026-11-22 10:15:00+00' or 'latest'
+    pgfleet-restore [--stack STACK] [--cwd DIR] list [--server S]
+    pgfleet-restore [--stack STACK] [--cwd DIR] dump DATABASE [--stamp STAMP] [--keep-previous]
+    pgfleet-restore [--stack STACK] [--cwd DIR] pitr --server S TARGET
+                                                 TARGET: '2026-11-22 10:15:00+00' or 'latest'
 
-Runs against a deployed Docker stack: it drives `pgfleet-backup` in the server's backup
-containers (`<server>-dump`, `<server>-base`), which hold the repository settings and keys.
-A dump restore replaces one database and leaves the server's others alone. A point-in-time
-restore prepares the data beside the live data while the server runs, then stops the server,
-swaps it in, starts it, waits for recovery to finish, and re-clones the read replicas; if
-recovery fails it puts the previous data back. Exit status 1 with the reason on any failure.
+Runs against a deployed stack of the Pulumi project in DIR (the selected stack by default), on
+the platform the stack itself names in its `platform` output: Docker or Kubernetes, the same
+commands and guarantees on both. It drives `pgfleet-backup` with the settings of the server's
+backup jobs, which hold the repository and its keys. A dump restore replaces one database and
+leaves the server's others alone; if it fails the old database is put back. A point-in-time
+restore prepares the data beside the live data while the server runs, then stops the server
+(and its replicas), swaps the data in, starts it, waits for recovery and promotion, and
+re-clones the replicas; if recovery fails it puts the previous data back. Exit status 1 with
+the reason on any failure.
 """
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 
-from . import docker_engine as engine
-
-DATA_PATH = "/var/lib/postgresql/data"
-
-
-class RestoreError(RuntimeError):
-    pass
+from .deployed import DeployedServers, RestoreError, ServerObjects, locate
+from .docker_engine import EngineError
 
 
-@dataclass(frozen=True)
-class Server:
-    """A deployed server's containers, by the names the dev platform gives them."""
-
-    name: str
-    prefix: str
-
-    @property
-    def primary(self) -> str:
-        return f"{self.prefix}{self.name}"
-
-    @property
-    def base_job(self) -> str:
-        return f"{self.prefix}{self.name}-base"
-
-    @property
-    def dump_job(self) -> str:
-        return f"{self.prefix}{self.name}-dump"
-
-    def replicas(self) -> list[str]:
-        return engine.names(re.escape(f"{self.prefix}{self.name}-read") + r"(-\d+)?")
+def _server(deployed: DeployedServers, name: str) -> ServerObjects:
+    if name not in deployed.servers:
+        known = ", ".join(sorted(deployed.servers)) or "none"
+        raise RestoreError(f"the stack has no server {name!r} (its servers: {known})")
+    return deployed.servers[name]
 
 
-def _backup(container: str, *args: str, timeout: float | None = None) -> str:
-    """Run pgfleet-backup in a job container; its output, or RestoreError with its reason."""
-    if engine.inspect(container) is None:
-        raise RestoreError(f"container {container!r} does not exist: is the stack deployed with backups enabled?")
-    result = engine.execute(container, ["pgfleet-backup", *args], timeout=timeout)
-    if result.returncode != 0:
-        raise RestoreError((result.stderr or result.stdout).strip() or f"pgfleet-backup {args[0]} failed")
-    return result.stdout + result.stderr
-
-
-def _servers(prefix: str) -> list[Server]:
-    dumps = engine.names(re.escape(prefix) + r".+-dump")
-    return [Server(name[len(prefix):-len("-dump")], prefix) for name in dumps]
-
-
-def _server_of(database: str, prefix: str) -> Server:
-    """The server whose dump job covers `database`."""
-    for server in _servers(prefix):
-        listed = engine.execute(server.dump_job, ["sh", "-c", ". /etc/pgfleet/job.env && echo $PGFLEET_DATABASES"])
-        if database in listed.stdout.split():
-            return server
-    raise RestoreError(f"no server of this stack (prefix {prefix!r}) dumps a database named {database!r}")
-
-
-def list_backups(prefix: str, server: str | None) -> str:
-    servers = [Server(server, prefix)] if server else _servers(prefix)
+def list_backups(deployed: DeployedServers, server: str | None = None, timeout_s: float = 600) -> str:
+    servers = [_server(deployed, server)] if server else [s for s in deployed.servers.values() if s.dump_job]
     if not servers:
-        raise RestoreError(f"no backup containers with prefix {prefix!r}: is the stack deployed with backups enabled?")
-    return "\n".join(f"== {s.name}\n{_backup(s.dump_job, 'list')}" for s in servers)
+        raise RestoreError("no server of this stack has backups: is it deployed with backups enabled?")
+    return "\n".join(f"== {s.name}\n{deployed.backup(s, 'dump', ['list'], timeout_s)}" for s in servers)
 
 
-def restore_dump(database: str, prefix: str, stamp: str | None = None, keep_previous: bool = False) -> str:
-    server = _server_of(database, prefix)
+def restore_dump(deployed: DeployedServers, database: str, stamp: str | None = None, keep_previous: bool = False,
+                 timeout_s: float = 3600) -> str:
+    server = next((s for s in deployed.servers.values() if s.dump_job and database in deployed.databases(s)), None)
+    if server is None:
+        raise RestoreError(f"no server of this stack dumps a database named {database!r}")
     args = ["restore-dump", database, *([stamp] if stamp else []), *(["--keep-previous"] if keep_previous else [])]
-    return _backup(server.dump_job, *args)
+    return deployed.backup(server, "dump", args, timeout_s)
 
 
-def _wait_promoted(server: Server, restarts_before: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        state = engine.inspect(server.primary)
-        if state is None:
-            raise RestoreError(f"{server.primary} disappeared during recovery")
-        if state.restarts > restarts_before:
-            raise RestoreError(f"{server.primary} stopped during recovery:\n{engine.logs(server.primary)}")
-        if state.running and engine.execute(server.base_job, ["pgfleet-backup", "promoted"]).returncode == 0:
-            return
-        time.sleep(1)
-    raise RestoreError(f"{server.primary} did not finish recovery in {timeout_s:.0f} s")
-
-
-def _reclone(replica: str, timeout_s: float) -> None:
-    # A replica follows the old timeline; an empty data directory makes it clone the primary.
-    state = engine.inspect(replica)
-    if state is None:
-        return
-    volume = state.volumes.get(DATA_PATH)
-    if volume:
-        engine.run_once(state.image, {volume: DATA_PATH}, ["rm", "-rf", f"{DATA_PATH}/pgdata"])
-    engine.start(replica)
-    engine.wait_healthy(replica, timeout_s)
-
-
-def restore_pitr(server_name: str, target: str, prefix: str, timeout_s: float = 3600) -> str:
-    server = Server(server_name, prefix)
-    primary = engine.inspect(server.primary)
-    if primary is None:
-        raise RestoreError(f"server container {server.primary!r} does not exist")
-    report = [_backup(server.base_job, "restore-pitr", target, timeout=timeout_s)]  # live data untouched so far
-    replicas = server.replicas()
-    for replica in replicas:
-        engine.stop(replica)
-    engine.stop(server.primary)
-    stopped = engine.inspect(server.primary)
-    if stopped is None or stopped.running:
-        raise RestoreError(f"{server.primary} did not stop; the live data is untouched")
+def restore_pitr(deployed: DeployedServers, server_name: str, target: str, timeout_s: float = 3600) -> str:
+    server = _server(deployed, server_name)
+    report = [deployed.backup(server, "base", ["restore-pitr", target], timeout_s)]  # live data untouched so far
+    deployed.stop_replicas(server)
     try:
-        report.append(_backup(server.base_job, "swap", "--server-stopped"))
+        deployed.stop_primary(server)
+        report.append(deployed.backup(server, "base", ["swap", "--server-stopped"], timeout_s, primary_stopped=True))
     except RestoreError:
-        engine.start(server.primary)
+        deployed.start_primary(server)
+        deployed.start_replicas(server, reclone=False, timeout_s=timeout_s)
         raise
-    engine.start(server.primary)
+    deployed.start_primary(server)
     try:
-        _wait_promoted(server, primary.restarts, timeout_s)
+        deployed.wait_promoted(server, timeout_s)
     except RestoreError as failure:
-        engine.stop(server.primary)
-        _backup(server.base_job, "rollback", "--server-stopped")
-        engine.start(server.primary)
-        engine.wait_healthy(server.primary, timeout_s)
-        for replica in replicas:
-            engine.start(replica)
+        deployed.stop_primary(server)
+        deployed.backup(server, "base", ["rollback", "--server-stopped"], timeout_s, primary_stopped=True)
+        deployed.start_primary(server)
+        deployed.wait_ready(server, timeout_s)
+        deployed.start_replicas(server, reclone=False, timeout_s=timeout_s)
         raise RestoreError(f"recovery to {target!r} failed; the previous data is back in place.\n{failure}") from None
-    for replica in replicas:
-        _reclone(replica, timeout_s)
-    report.append(f"{server.primary} restored to {target}; {len(replicas)} replica(s) re-cloned")
+    report.append(deployed.backup(server, "base", ["finish-pitr"], timeout_s))  # before replicas clone it
+    deployed.start_replicas(server, reclone=True, timeout_s=timeout_s)
+    report.append(f"{server.primary} restored to {target}; {len(server.replicas)} replica set(s) re-cloned")
     return "\n".join(report)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgfleet-restore", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prefix", default="", help="the stack's docker.prefix (container name prefix)")
+    parser.add_argument("--stack", help="the stack to restore in (default: the selected stack)")
+    parser.add_argument("--cwd", type=Path, default=Path.cwd(), help="the Pulumi project's directory (default: here)")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="base backups and dumps in the repository")
     listing.add_argument("--server")
@@ -163,20 +90,22 @@ def _parser() -> argparse.ArgumentParser:
     pitr = commands.add_parser("pitr", help="restore a whole server to a point in time")
     pitr.add_argument("--server", required=True)
     pitr.add_argument("target", help="a timestamp with time zone, or 'latest' for the end of the archived WAL")
-    pitr.add_argument("--timeout", type=float, default=3600, help="seconds allowed for restore and recovery")
+    for command in (listing, dump, pitr):
+        command.add_argument("--timeout", type=float, default=3600, help="seconds allowed for each step")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        deployed = locate(args.stack, args.cwd)
         if args.command == "list":
-            print(list_backups(args.prefix, args.server))
+            print(list_backups(deployed, args.server, args.timeout))
         elif args.command == "dump":
-            print(restore_dump(args.database, args.prefix, args.stamp, args.keep_previous))
+            print(restore_dump(deployed, args.database, args.stamp, args.keep_previous, args.timeout))
         else:
-            print(restore_pitr(args.server, args.target, args.prefix, args.timeout))
-    except (RestoreError, engine.EngineError) as failure:
+            print(restore_pitr(deployed, args.server, args.target, args.timeout))
+    except (RestoreError, EngineError) as failure:
         print(f"pgfleet-restore: {failure}", file=sys.stderr)
         return 1
     return 0

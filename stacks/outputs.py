@@ -1,9 +1,11 @@
 """Stack output keys (a contract with service stacks that read them by StackReference)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pulumi
+
+from .config.names import JOB_SUFFIXES, placed_servers
 
 if TYPE_CHECKING:
     from .compose import Deployment
@@ -22,6 +24,9 @@ VAULT_ROOT_TOKEN = "vault_root_token"
 #: Per server, plain: hosts and the admin user; secret: admin passwords.
 SERVERS = "servers"
 SERVER_ADMIN_PASSWORDS = "server_admin_passwords"
+#: Plain: where the stack runs and the names of each server's objects there (pgfleet-restore
+#: finds a stack's servers and backup jobs from it, so no operator flag can point elsewhere).
+PLATFORM = "platform"
 
 
 def export(config: StackConfig, deployment: Deployment) -> None:
@@ -81,6 +86,29 @@ def export(config: StackConfig, deployment: Deployment) -> None:
         }
         for name, server in deployment.servers.items()
     })
+    pulumi.export(PLATFORM, platform_objects(config))
     pulumi.export(SERVER_ADMIN_PASSWORDS, pulumi.Output.secret(
         {name: server.admin_password for name, server in deployment.servers.items()}
     ))
+
+
+def platform_objects(config: StackConfig) -> dict[str, Any]:
+    """{"kind", "namespace" (Kubernetes) | "prefix" (Docker), "servers": {name: objects}}: each
+    server's primary, its replicas and its backup jobs as the platform names them (containers;
+    StatefulSets and CronJobs)."""
+    kubernetes = config.platform == "kubernetes"
+    prefix = "" if kubernetes else config.docker.prefix
+    backups = config.backup.enabled
+    dump, base = JOB_SUFFIXES
+    servers = {}
+    for server in placed_servers(config):
+        names = dict.fromkeys(server.statefulset_names() if kubernetes else server.host_names())
+        replicas = [n for n in names if n.startswith(f"{server.host}-read")]
+        servers[server.name] = {
+            "primary": prefix + server.host,
+            "replicas": [prefix + n for n in replicas],
+            "dump_job": prefix + server.key + dump if backups else None,
+            "base_job": prefix + server.key + base if backups and config.backup.wal_archiving else None,
+        }
+    located = {"namespace": config.kubernetes.namespace} if kubernetes else {"prefix": prefix}
+    return {"kind": config.platform, **located, "servers": servers}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -20,7 +19,7 @@ import psycopg
 import pytest
 
 from tests.support.live import Live, connect, docker_stack, isolated
-from tests.support.program import ROOT, stack_config
+from tests.support.program import stack_config
 
 PREFIX = "pgfleet-dr-"
 CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=21000)
@@ -64,12 +63,6 @@ def filesystem_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield live
 
 
-def restore(*args: str, prefix: str = PREFIX) -> subprocess.CompletedProcess[str]:
-    """The user's command, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "operations.restore", "--prefix", prefix, *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
-
-
 def backup(container: str, *args: str, clock: str | None = None) -> str:
     """pgfleet-backup in a job container, optionally under a moved clock (libfaketime)."""
     command = ["pgfleet-backup", *args]
@@ -94,8 +87,8 @@ def on_store_disk(script: str) -> None:
                    capture_output=True, text=True, check=True)
 
 
-def rows(live: Live, service: str) -> list[int]:
-    with connect(live.url(service)) as app:
+def rows(live: Live, service: str, kind: str = "url") -> list[int]:
+    with connect(live.url(service, kind)) as app:
         return [r[0] for r in app.execute("SELECT id FROM items ORDER BY id").fetchall()]
 
 
@@ -144,7 +137,7 @@ def test_point_in_time_recovery_brings_back_exactly_the_rows_before_the_target(l
     write(live, "orders", 6)
     with connect(live.url("orders", "migration_url")) as migrator:
         migrator.execute("DELETE FROM items")  # the mistake the restore undoes
-    result = restore("pitr", "--server", "shared", target)
+    result = live.restore("pitr", "--server", "shared", target)
     assert result.returncode == 0, result.stderr
     assert rows(live, "orders") == [1, 2, 3, 4, 5]
     # the replica was re-cloned from the restored primary, and serves its rows
@@ -152,13 +145,18 @@ def test_point_in_time_recovery_brings_back_exactly_the_rows_before_the_target(l
         assert [r[0] for r in reader.execute("SELECT id FROM items ORDER BY id")] == [1, 2, 3, 4, 5]
     write(live, "orders", 7)  # the server takes writes again, on a new timeline
     assert rows(live, "orders") == [1, 2, 3, 4, 5, 7]
+    # and the replica follows it (it did not copy the recovery target and stop there)
+    deadline = time.monotonic() + 60
+    while rows(live, "orders", "read_url") != [1, 2, 3, 4, 5, 7] and time.monotonic() < deadline:
+        time.sleep(1)
+    assert rows(live, "orders", "read_url") == [1, 2, 3, 4, 5, 7]
 
 
 def test_a_recovery_target_beyond_the_archive_fails_and_puts_the_data_back(live: Live) -> None:
     before = rows(live, "orders")
     with connect(live.admin("orders")) as admin:
         tomorrow = admin.execute("SELECT (now() + interval '1 day')::text").fetchone()[0]
-    result = restore("pitr", "--server", "shared", tomorrow)
+    result = live.restore("pitr", "--server", "shared", tomorrow)
     assert result.returncode == 1
     assert "recovery ended before configured recovery target was reached" in result.stderr
     assert "the previous data is back in place" in result.stderr
@@ -175,7 +173,7 @@ def test_one_service_restores_from_its_dump_and_its_neighbours_are_untouched(liv
         migrator.execute("DELETE FROM items WHERE id < 10")
     write(live, "catalog", 3)
 
-    result = restore("dump", "orders_db")
+    result = live.restore("dump", "orders_db")
     assert result.returncode == 0, result.stderr
     assert rows(live, "orders") == orders_at_dump
     assert rows(live, "catalog") == [1, 2, 3]  # written after the dump, on the same server
@@ -196,14 +194,14 @@ def test_a_corrupted_dump_fails_loudly_and_restores_nothing(live: Live) -> None:
     before = rows(live, "orders")
     (latest,) = dumps_of("orders_db")[-1:]
     on_store_disk(f"printf XXXX | dd of=$REPO/dumps/shared/orders_db/{latest} bs=1 seek=200 conv=notrunc")
-    result = restore("dump", "orders_db")
+    result = live.restore("dump", "orders_db")
     assert result.returncode == 1 and "is corrupted" in result.stderr and "nothing was restored" in result.stderr
     assert rows(live, "orders") == before
 
 
 def test_a_missing_dump_fails_loudly(live: Live) -> None:
     in_job(DUMP_JOB, "pgbackrest repo-rm --repo1-cipher-type=none --recurse dumps/shared/catalog_db")
-    result = restore("dump", "catalog_db")
+    result = live.restore("dump", "catalog_db")
     assert result.returncode == 1 and "no dump of database 'catalog_db'" in result.stderr
     assert rows(live, "catalog") == [1, 2, 3]
 
@@ -214,7 +212,7 @@ def test_a_corrupted_base_backup_fails_loudly_and_leaves_the_server_running(live
     # damage the largest file of the newest backup
     on_store_disk(f"f=$(find $REPO/backup/shared/{label}/pg_data -type f -size +8k | head -n 1); "
                   "printf XXXXXXXX | dd of=$f bs=1 seek=4096 conv=notrunc")
-    result = restore("pitr", "--server", "shared", "latest")
+    result = live.restore("pitr", "--server", "shared", "latest")
     assert result.returncode == 1 and "the live data is untouched" in result.stderr
     assert started_at(PRIMARY) == started and rows(live, "orders") == before
 
@@ -222,7 +220,7 @@ def test_a_corrupted_base_backup_fails_loudly_and_leaves_the_server_running(live
 def test_a_missing_base_backup_fails_loudly(live: Live) -> None:
     on_store_disk("rm -rf $REPO/backup/shared/2*")
     started = started_at(PRIMARY)
-    result = restore("pitr", "--server", "shared", "latest")
+    result = live.restore("pitr", "--server", "shared", "latest")
     assert result.returncode == 1
     assert started_at(PRIMARY) == started
 
@@ -259,6 +257,6 @@ def test_retention_removes_what_is_older_than_the_policy(filesystem_live: Live) 
     # what is left still restores, from the filesystem repository
     with connect(filesystem_live.url("ledger")) as app:
         app.execute("DELETE FROM items")
-    result = restore("dump", "ledger_db", prefix=FS_PREFIX)
+    result = filesystem_live.restore("dump", "ledger_db")
     assert result.returncode == 0, result.stderr
     assert rows(filesystem_live, "ledger") == [1, 2]

@@ -52,11 +52,11 @@ class Cluster:
         finally:
             self.core.delete_namespace(name, propagation_policy="Foreground", grace_period_seconds=0)
 
-    def exec(self, namespace: str, pod: str, command: list[str]) -> tuple[int, str]:
+    def exec(self, namespace: str, pod: str, command: list[str], timeout: float = 120) -> tuple[int, str]:
         """Run a command in a pod's first container: (exit code, stdout and stderr)."""
         ws = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, command=command,
                     stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
-        ws.run_forever(timeout=120)
+        ws.run_forever(timeout=timeout)
         code = ws.returncode  # before read_all(), which empties every channel, the exit status's too
         output = ws.read_all()
         ws.close()
@@ -80,6 +80,25 @@ class Cluster:
         phase = wait(lambda: (p := self.pod_phase(namespace, name)) in ("Succeeded", "Failed") and p,
                      timeout, f"pod {namespace}/{name} to finish")
         return phase, self.log(namespace, name)
+
+    def fire_cronjob(self, namespace: str, name: str, timeout: float = 600) -> str:
+        """A Job from a CronJob's template, as `kubectl create job --from=cronjob/NAME` makes it;
+        waits for it to succeed and returns its pods' logs (AssertionError if it fails)."""
+        cronjob = self.batch.read_namespaced_cron_job(name, namespace)
+        job = f"{name[:45]}-now-{secrets.token_hex(3)}"
+        self.batch.create_namespaced_job(namespace, client.V1Job(
+            metadata=client.V1ObjectMeta(name=job, annotations={"cronjob.kubernetes.io/instantiate": "manual"},
+                                         labels=cronjob.spec.job_template.spec.template.metadata.labels),
+            spec=cronjob.spec.job_template.spec,
+        ))
+        status = wait(lambda: (s := self.batch.read_namespaced_job_status(job, namespace).status)
+                      and (s.succeeded or s.failed and s.failed > (cronjob.spec.job_template.spec.backoff_limit or 0))
+                      and s, timeout, f"job {namespace}/{job}")
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+        logs = "".join(self.log(namespace, p.metadata.name) for p in pods)
+        self.batch.delete_namespaced_job(job, namespace, propagation_policy="Background")
+        assert status.succeeded, f"job {job} failed:\n{logs}"
+        return logs
 
     def log(self, namespace: str, pod: str) -> str:
         # the raw response: the client's own decoding of a log returns the repr of its bytes

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from components.platform.docker import SECRETS_DIR
 from stacks import outputs
 
 from .engine import throwaway_stack
+from .program import ROOT
 
 
 def isolated(config: dict[str, Any], prefix: str, port_offset: int) -> dict[str, Any]:
@@ -125,6 +127,15 @@ class Live:
         return subprocess.run(["pulumi", "stack", "export", "--stack", self.stack.name], cwd=workspace.work_dir,
                               env={**os.environ, **(workspace.env_vars or {})}, capture_output=True, text=True,
                               check=True).stdout
+
+    def restore(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`pgfleet-restore ARGS` on this stack, as an operator runs it: in the project's
+        directory, logged in to its backend; the command finds the platform from the stack."""
+        workspace = self.stack.workspace
+        command = [sys.executable, "-m", "operations.restore", "--stack", self.stack.name,
+                   "--cwd", workspace.work_dir, *args]
+        return subprocess.run(command, cwd=ROOT, env={**os.environ, **(workspace.env_vars or {})},
+                              capture_output=True, text=True, timeout=1800, check=False)
 
     def vault_client(self, token: str | None = None) -> hvac.Client:
         address = self.vault["address"]
