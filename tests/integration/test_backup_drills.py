@@ -13,11 +13,11 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
+from tests.support.drills import check_restored_database_keeps_owner_and_grants, rows, server_now, write
 from tests.support.live import Live, connect, docker_stack, isolated
 from tests.support.program import stack_config
 
@@ -54,7 +54,7 @@ FS_BASE_JOB, FS_DUMP_JOB = f"{FS_PREFIX}main-base", f"{FS_PREFIX}main-dump"
 @pytest.fixture(scope="module")
 def filesystem_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     # Dumps scheduled once, a few minutes from now, so that cron itself is seen to run them.
-    at = datetime.now(timezone.utc) + timedelta(minutes=3)
+    at = datetime.now(UTC) + timedelta(minutes=3)
     config = copy.deepcopy(FS_CONFIG)
     config["backup"]["dump_schedule"] = f"{at.minute} {at.hour} * * *"
     with docker_stack(tmp_path_factory.mktemp("drills-fs"), "it-drills-fs", config, FS_PREFIX) as live:
@@ -87,20 +87,7 @@ def on_store_disk(script: str) -> None:
                    capture_output=True, text=True, check=True)
 
 
-def rows(live: Live, service: str, kind: str = "url") -> list[int]:
-    with connect(live.url(service, kind)) as app:
-        return [r[0] for r in app.execute("SELECT id FROM items ORDER BY id").fetchall()]
 
-
-def write(live: Live, service: str, *ids: int) -> None:
-    with connect(live.url(service)) as app:
-        for i in ids:
-            app.execute("INSERT INTO items VALUES (%s, %s)", (i, f"{service}-{i}"))
-
-
-def server_now(live: Live) -> str:
-    with connect(live.admin("orders")) as admin:
-        return admin.execute("SELECT clock_timestamp()::text").fetchone()[0]
 
 
 def started_at(container: str) -> str:
@@ -177,17 +164,7 @@ def test_one_service_restores_from_its_dump_and_its_neighbours_are_untouched(liv
     assert result.returncode == 0, result.stderr
     assert rows(live, "orders") == orders_at_dump
     assert rows(live, "catalog") == [1, 2, 3]  # written after the dump, on the same server
-    # the restored database keeps its owner and grants: the app writes, the others stay out
-    write(live, "orders", 13)
-    with connect(live.admin("orders")) as admin:
-        public, owner = admin.execute(
-            "SELECT has_database_privilege('public', 'orders_db', 'CONNECT'), pg_get_userbyid(datdba) "
-            "FROM pg_database WHERE datname = 'orders_db'").fetchone()
-        assert public is False and owner == "orders_owner"
-        leftovers = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'orders_db%%'").fetchall()
-        assert leftovers == [("orders_db",)]
-    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-        connect(live.url("catalog").rsplit("/", 1)[0] + "/orders_db").close()
+    check_restored_database_keeps_owner_and_grants(live, "orders", neighbour="catalog")
 
 
 def test_a_corrupted_dump_fails_loudly_and_restores_nothing(live: Live) -> None:

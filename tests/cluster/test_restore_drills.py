@@ -15,13 +15,13 @@ import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 from pulumi import automation as auto
 
 from tests.support.cluster import Cluster, wait
+from tests.support.drills import check_restored_database_keeps_owner_and_grants, rows, server_now, write
 from tests.support.engine import throwaway_stack
 from tests.support.live import connect
 from tests.support.prod import (
@@ -115,10 +115,6 @@ def dumps_of(cluster: Cluster, database: str) -> list[str]:
     return on_store_disk(cluster, f"ls $REPO/dumps/shared/{database} 2>/dev/null | grep -E 'dump(.enc)?$' || true").split()
 
 
-def rows(live: ClusterLive, service: str, kind: str = "url") -> list[int]:
-    with connect(live.url(service, kind)) as app:
-        return [r[0] for r in app.execute("SELECT id FROM items ORDER BY id").fetchall()]
-
 
 def rows_when_served(live: ClusterLive, service: str, kind: str = "url") -> list[int]:
     """Rows once the server answers again (after a restart the forward reaches the new pod)."""
@@ -126,15 +122,6 @@ def rows_when_served(live: ClusterLive, service: str, kind: str = "url") -> list
                 errors=(psycopg.OperationalError,))
 
 
-def write(live: ClusterLive, service: str, *ids: int) -> None:
-    with connect(live.url(service)) as app:
-        for i in ids:
-            app.execute("INSERT INTO items VALUES (%s, %s)", (i, f"{service}-{i}"))
-
-
-def server_now(live: ClusterLive) -> str:
-    with connect(live.admin("orders")) as admin:
-        return admin.execute("SELECT clock_timestamp()::text").fetchone()[0]
 
 
 def primary_incarnation(cluster: Cluster) -> tuple[str, int]:
@@ -243,18 +230,7 @@ def test_one_service_restores_from_its_dump_and_its_neighbour_is_untouched(
     assert result.returncode == 0, result.stderr
     assert rows(live, "orders") == orders_at_dump
     assert rows(live, "catalog") == [1, 2, 3]  # written after the dump, on the same server
-    # the restored database keeps its owner and grants: the app writes, the neighbour stays out
-    write(live, "orders", 13)
-    with connect(live.admin("orders")) as admin:
-        public, owner = admin.execute(
-            "SELECT has_database_privilege('public', 'orders_db', 'CONNECT'), pg_get_userbyid(datdba) "
-            "FROM pg_database WHERE datname = 'orders_db'").fetchone()
-        assert public is False and owner == "orders_owner"
-        leftovers = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'orders_db%%'").fetchall()
-        assert leftovers == [("orders_db",)]
-    catalog = urlsplit(live.urls["catalog"]["url"])
-    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-        connect(live.server_url("shared", catalog.username or "", catalog.password or "", "orders_db")).close()
+    check_restored_database_keeps_owner_and_grants(live, "orders", neighbour="catalog")
 
 
 def test_a_corrupted_dump_fails_with_the_reason_and_restores_nothing(cluster: Cluster, live: ClusterLive) -> None:

@@ -1,0 +1,45 @@
+"""What the restore drills on Docker and on Kubernetes write, read and check, the same way on
+both: an `items` table per service, read and written through the service's own URLs."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from .live import Live, connect
+
+
+def rows(live: Live, service: str, kind: str = "url") -> list[int]:
+    with connect(live.url(service, kind)) as app:
+        return [r[0] for r in app.execute("SELECT id FROM items ORDER BY id").fetchall()]
+
+
+def write(live: Live, service: str, *ids: int) -> None:
+    with connect(live.url(service)) as app:
+        for i in ids:
+            app.execute("INSERT INTO items VALUES (%s, %s)", (i, f"{service}-{i}"))
+
+
+def server_now(live: Live, service: str = "orders") -> str:
+    with connect(live.admin(service)) as admin:
+        return admin.execute("SELECT clock_timestamp()::text").fetchone()[0]
+
+
+def check_restored_database_keeps_owner_and_grants(live: Live, service: str, neighbour: str) -> None:
+    """After a dump restore: the app still writes, the owner and PUBLIC's grants are as
+    declared, no renamed copy is left, and the neighbour on the same server stays out."""
+    database = live.services[service]["database"]
+    write(live, service, 13)
+    with connect(live.admin(service)) as admin:
+        public, owner = admin.execute(
+            "SELECT has_database_privilege('public', %(db)s, 'CONNECT'), pg_get_userbyid(datdba) "
+            "FROM pg_database WHERE datname = %(db)s", {"db": database}).fetchone()
+        assert public is False and owner == f"{service}_owner"
+        leftovers = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                  (f"{database}%",)).fetchall()
+        assert leftovers == [(database,)]
+    other = urlsplit(live.urls[neighbour]["url"])
+    server = live.services[service]["server"]
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        connect(live.server_url(server, other.username or "", other.password or "", database)).close()
