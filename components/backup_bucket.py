@@ -239,6 +239,7 @@ class BackupBucket(pulumi.ComponentResource):
             env=env,
             secret_env=secret_env,
             mounts=wiring.mounts,
+            near=primary if wiring.mounts else None,  # a repository volume the primary holds too
         )]
         if self.args.wal_archiving:
             jobs.append(JobSpec(

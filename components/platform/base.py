@@ -137,6 +137,9 @@ class JobSpec:
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     mounts: Sequence[tuple[StorageRef, str]] = ()
     data: DataMount | None = None
+    near: RunningProcess | None = None
+    """A process whose node the job must run on, because both mount a ReadWriteOnce claim (a
+    filesystem repository); implied by `data`."""
     at_start: Sequence[str] | None = None
     """Run once when the job is created, and the deployment waits for it (Docker: before cron
     starts; Kubernetes: a Job beside the CronJob). A failure fails `pulumi up`."""

@@ -271,12 +271,14 @@ class KubernetesPlatform:
                 for k in sorted(job.secret_env)
             ]
         claims = list(job.mounts)
-        affinity = None
         if job.data is not None and job.data.process.data is not None:
             claims.insert(0, (job.data.process.data, job.data.mount_path))
-            # The server's volume is ReadWriteOnce: the job must run on the node that has it.
+        near = job.data.process if job.data is not None else job.near
+        affinity = None
+        if near is not None:
+            # The volumes are ReadWriteOnce: the job must run on the node that has them mounted.
             affinity = {"pod_affinity": {"required_during_scheduling_ignored_during_execution": [{
-                "label_selector": {"match_labels": dict(job.data.process.selector)},
+                "label_selector": {"match_labels": dict(near.selector)},
                 "topology_key": "kubernetes.io/hostname",
             }]}}
         volumes, mounts = _claim_mounts(claims)

@@ -155,6 +155,17 @@ def _schedules(config: StackConfig) -> Iterator[Problem]:
                                            "write Sunday as 0")
 
 
+def _repository(config: StackConfig) -> Iterator[Problem]:
+    """A filesystem repository is one ReadWriteOnce claim that every primary and backup job
+    mounts: two servers would be scheduled apart and one of them never start."""
+    servers = len(list(_placed(config)))
+    if (config.platform == "kubernetes" and config.backup.enabled and config.backup.target.kind == "filesystem"
+            and servers > 1):
+        yield Problem("backup.target.kind", f"'filesystem' is one ReadWriteOnce volume, which the stack's {servers} "
+                                            "servers cannot share across nodes: use kind 's3' (any S3-compatible "
+                                            "endpoint) on Kubernetes")
+
+
 def cross_checks(config: StackConfig) -> list[Problem]:
     """Every problem that involves more than one key, in a stable order."""
     return [
@@ -164,6 +175,7 @@ def cross_checks(config: StackConfig) -> list[Problem]:
         *_redis(config),
         *_limits(config),
         *_schedules(config),
+        *_repository(config),
         *name_problems(config),
         *settings_problems(config),
     ]

@@ -213,6 +213,34 @@ def test_a_recovery_target_beyond_the_archive_fails_and_puts_the_data_back(live:
     assert rows_when_served(live, "orders", "read_url") == before
 
 
+def test_a_lost_primary_volume_is_restored_from_the_repository_alone(cluster: Cluster, live: ClusterLive) -> None:
+    write(live, "orders", 20)
+    expected = rows(live, "orders")
+    with connect(live.admin("orders")) as admin:
+        archived = admin.execute("SELECT archived_count FROM pg_stat_archiver").fetchone()[0]
+        admin.execute("SELECT pg_switch_wal()")
+        wait(lambda: admin.execute("SELECT archived_count FROM pg_stat_archiver").fetchone()[0] > archived,
+             120, "the last rows' WAL in the archive")
+    # The node and its disk are gone: the pod and its claim with them. The StatefulSet brings the
+    # pod back on a new, empty claim, where the image starts a new, empty server.
+    lost = cluster.core.read_namespaced_persistent_volume_claim("data-shared-0", NAMESPACE).metadata.uid
+    cluster.apps.patch_namespaced_stateful_set_scale("shared", NAMESPACE, {"spec": {"replicas": 0}})
+    cluster.core.delete_namespaced_persistent_volume_claim("data-shared-0", NAMESPACE)
+    wait(lambda: not cluster.core.list_namespaced_persistent_volume_claim(
+        NAMESPACE, field_selector="metadata.name=data-shared-0").items, 180, "the claim to go")
+    cluster.apps.patch_namespaced_stateful_set_scale("shared", NAMESPACE, {"spec": {"replicas": 1}})
+    wait(lambda: cluster.apps.read_namespaced_stateful_set("shared", NAMESPACE).status.ready_replicas, 180,
+         "a new primary on a new claim")
+    assert cluster.core.read_namespaced_persistent_volume_claim("data-shared-0", NAMESPACE).metadata.uid != lost
+    with pytest.raises(psycopg.OperationalError):
+        rows(live, "orders")  # the new server has no such role or database
+
+    result = live.restore("pitr", "--server", "shared", "latest")
+    assert result.returncode == 0, result.stderr
+    assert rows_when_served(live, "orders") == expected
+    assert rows_when_served(live, "orders", "read_url") == expected  # the replica re-cloned from it
+
+
 def test_one_service_restores_from_its_dump_and_its_neighbour_is_untouched(
         cluster: Cluster, live: ClusterLive) -> None:
     write(live, "orders", 10, 11)

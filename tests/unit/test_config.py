@@ -108,6 +108,11 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
      "services[0].vault.bind_cidrs[0]", "not a CIDR block"),
     ("connections over max_connections", with_changes(servers=[{"name": "shared", "port": 5432, "max_connections": 30}]),
      "servers[0].max_connections", "add up to 40"),
+    ("one repository volume for two kubernetes servers", with_changes(
+        platform="kubernetes", servers=[{"name": "shared"}],
+        services=[{"name": "auth"}, {"name": "orders", "topology": "dedicated"}],
+        backup={"target": {"kind": "filesystem"}}),
+     "backup.target.kind", "cannot share across nodes: use kind 's3'"),
     ("server with no services", with_changes(servers=[{"name": "shared", "port": 5432}, {"name": "spare", "port": 5433}],
                                              services=[{"name": "auth", "server": "shared"}]),
      "servers[1].name", "hosts no service"),

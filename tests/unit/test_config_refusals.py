@@ -40,7 +40,8 @@ def config(*edits: tuple[str, Any], base: dict[str, Any] | None = None) -> dict[
 
 
 def kube(*edits: tuple[str, Any]) -> dict[str, Any]:
-    return config(("platform", "kubernetes"), ("servers", [{"name": "shared"}]), *edits)
+    s3 = {"kind": "s3", "endpoint": "s3.example", "bucket": "backups"}  # the repository servers can share
+    return config(("platform", "kubernetes"), ("servers", [{"name": "shared"}]), ("backup", {"target": s3}), *edits)
 
 
 # (case id, refused config, key path, words in its message, the close config that is admitted)

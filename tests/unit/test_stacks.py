@@ -165,6 +165,18 @@ def test_prod_base_backups_run_beside_the_primary(prod: Run) -> None:
     assert "affinity" not in dump and "volumes" not in dump
 
 
+def test_prod_jobs_sharing_a_repository_volume_run_beside_the_primary() -> None:
+    config = stack_config("Pulumi.prod.yaml")
+    config["backup"]["target"] = {"kind": "filesystem", "size": "50Gi"}
+    config["services"] = [s for s in config["services"] if s.get("topology") != "dedicated"]  # one server
+    run = run_stack(config, TEST_SECRETS, stack="prod")
+    for job in ("shared-dump", "shared-base"):
+        spec = run.mocks.named(f"{job}-cronjob").inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        assert [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"]][-1] == "pgfleet-backup-repository"
+        term = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+        assert term["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "shared", job
+
+
 def test_prod_uses_the_external_vault_and_delivers_secret_ids_as_secrets(prod: Run) -> None:
     provider = prod.mocks.named("pgfleet-vault", "pulumi:providers:vault")
     assert provider.inputs["address"] == "https://vault.vault.svc.cluster.local:8200"
