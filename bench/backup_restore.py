@@ -9,9 +9,10 @@ not), so the repository's compression does not flatter the times. Then:
            job container; Kubernetes: a Job from the CronJob, pod start included), timed;
   dump     the dump job, and the one-service restore from it (`pgfleet-restore dump`'s step);
   RPO      a writer commits a timestamped row every 100 ms; after a while the postmaster is
-           killed (SIGKILL) and its disk treated as lost: the server is restored from the
-           repository alone (base backup + archived WAL). RPO = last acknowledged commit -
-           newest row back;
+           killed (SIGKILL) and its disk treated as lost (Docker: the container stays down;
+           Kubernetes, which restarts it at once: its PGDATA moved away on the node first), so
+           the server is restored from the repository alone (base backup + archived WAL).
+           RPO = last acknowledged commit - newest row back;
   RTO      that restore, timed from the command to a server taking writes (`pgfleet-restore
            pitr latest`: restore beside, stop, swap, recovery, promotion).
 Runs are `platform:repository`: docker:filesystem, docker:s3 (the managed store), kubernetes:s3
@@ -154,8 +155,16 @@ def on_kubernetes(repository: str) -> Iterator[Deployed]:
                         raise RuntimeError(output)
 
                 def kill() -> None:
+                    # The disk goes with the process: PGDATA moved away on the node (the claim's
+                    # host-path volume, on this machine), then SIGKILL. Kubernetes restarts the
+                    # container at once, on an empty directory: a new server that can neither
+                    # archive the old one's unarchived WAL nor give it back on shutdown.
                     uid = cluster.core.read_namespaced_pod(pod, namespace).metadata.uid
-                    os.kill(_postmaster_pid(uid), signal.SIGKILL)
+                    postmaster = _postmaster_pid(uid)
+                    claim = cluster.core.read_namespaced_persistent_volume_claim(f"data-{pod}", namespace)
+                    volume = cluster.core.read_persistent_volume(claim.spec.volume_name).spec.host_path.path
+                    Path(volume, "pgdata").rename(Path(volume, "pgdata.lost"))
+                    os.kill(postmaster, signal.SIGKILL)
 
                 yield Deployed(admin_dsn=live.admin("load", "load_db"), servers=servers, shell=shell,
                                kill_postmaster=kill)

@@ -221,17 +221,17 @@ def test_a_lost_primary_volume_is_restored_from_the_repository_alone(cluster: Cl
         admin.execute("SELECT pg_switch_wal()")
         wait(lambda: admin.execute("SELECT archived_count FROM pg_stat_archiver").fetchone()[0] > archived,
              120, "the last rows' WAL in the archive")
-    # The node and its disk are gone: the pod and its claim with them. The StatefulSet brings the
-    # pod back on a new, empty claim, where the image starts a new, empty server.
-    lost = cluster.core.read_namespaced_persistent_volume_claim("data-shared-0", NAMESPACE).metadata.uid
+    # The disk is lost: what was on the primary's claim is gone. The StatefulSet brings the pod
+    # back on the emptied claim, where the image starts a new, empty server.
     cluster.apps.patch_namespaced_stateful_set_scale("shared", NAMESPACE, {"spec": {"replicas": 0}})
-    cluster.core.delete_namespaced_persistent_volume_claim("data-shared-0", NAMESPACE)
-    wait(lambda: not cluster.core.list_namespaced_persistent_volume_claim(
-        NAMESPACE, field_selector="metadata.name=data-shared-0").items, 180, "the claim to go")
+    wait(lambda: not cluster.core.list_namespaced_pod(NAMESPACE, field_selector="metadata.name=shared-0").items,
+         180, "the primary's pod to go")
+    phase, log = cluster.run_pod(NAMESPACE, f"lose-{secrets.token_hex(2)}", ["rm", "-rf", "/data/pgdata"],
+                                 claims={"data-shared-0": "/data"})
+    assert phase == "Succeeded", log
     cluster.apps.patch_namespaced_stateful_set_scale("shared", NAMESPACE, {"spec": {"replicas": 1}})
     wait(lambda: cluster.apps.read_namespaced_stateful_set("shared", NAMESPACE).status.ready_replicas, 180,
-         "a new primary on a new claim")
-    assert cluster.core.read_namespaced_persistent_volume_claim("data-shared-0", NAMESPACE).metadata.uid != lost
+         "a new, empty primary")
     with pytest.raises(psycopg.OperationalError):
         rows(live, "orders")  # the new server has no such role or database
 
@@ -239,6 +239,10 @@ def test_a_lost_primary_volume_is_restored_from_the_repository_alone(cluster: Cl
     assert result.returncode == 0, result.stderr
     assert rows_when_served(live, "orders") == expected
     assert rows_when_served(live, "orders", "read_url") == expected  # the replica re-cloned from it
+    # The stack is as Pulumi declared it: StatefulSets at their counts, every role and grant back.
+    preview = live.stack.preview(refresh=True, on_output=print)
+    changes = {op: n for op, n in preview.change_summary.items() if op != auto.OpType.SAME and n}
+    assert not changes, changes
 
 
 def test_one_service_restores_from_its_dump_and_its_neighbour_is_untouched(

@@ -66,14 +66,21 @@ class Cluster:
         return self.core.read_namespaced_pod(name, namespace).status.phase
 
     def run_pod(self, namespace: str, name: str, command: list[str], labels: dict[str, str] | None = None,
-                timeout: float = 120) -> tuple[str, str]:
-        """A one-shot pod of the postgres image: (final phase, its log)."""
+                timeout: float = 120, claims: dict[str, str] | None = None) -> tuple[str, str]:
+        """A one-shot pod of the postgres image, with `claims` (PVC name -> path) mounted:
+        (final phase, its log)."""
+        claims = claims or {}
         pod = client.V1Pod(
             metadata=client.V1ObjectMeta(name=name, labels=labels or {}),
             spec=client.V1PodSpec(
                 restart_policy="Never",
-                containers=[client.V1Container(name="main", image=POSTGRES_IMAGE, image_pull_policy="Never",
-                                               command=command)],
+                containers=[client.V1Container(
+                    name="main", image=POSTGRES_IMAGE, image_pull_policy="Never", command=command,
+                    volume_mounts=[client.V1VolumeMount(name=f"claim-{i}", mount_path=path)
+                                   for i, path in enumerate(claims.values())])],
+                volumes=[client.V1Volume(name=f"claim-{i}", persistent_volume_claim=(
+                    client.V1PersistentVolumeClaimVolumeSource(claim_name=claim)))
+                    for i, claim in enumerate(claims)],
             ),
         )
         self.core.create_namespaced_pod(namespace, pod)
