@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from components.platform.base import dns_name
 
 from .models import ServerSettings, StackConfig
-from .names import name_problems
+from .names import name_problems, placed_servers
 from .problem import Problem
 from .server_settings import settings_problems
 
@@ -158,7 +158,7 @@ def _schedules(config: StackConfig) -> Iterator[Problem]:
 def _repository(config: StackConfig) -> Iterator[Problem]:
     """A filesystem repository is one ReadWriteOnce claim that every primary and backup job
     mounts: two servers would be scheduled apart and one of them never start."""
-    servers = len(list(_placed(config)))
+    servers = len(placed_servers(config))
     if (config.platform == "kubernetes" and config.backup.enabled and config.backup.target.kind == "filesystem"
             and servers > 1):
         yield Problem("backup.target.kind", f"'filesystem' is one ReadWriteOnce volume, which the stack's {servers} "
