@@ -102,7 +102,7 @@ def platform_objects(config: StackConfig) -> dict[str, Any]:
     dump, base = JOB_SUFFIXES
     servers = {}
     for server in placed_servers(config):
-        names = dict.fromkeys(server.statefulset_names() if kubernetes else server.host_names())
+        names = server.statefulset_names() if kubernetes else server.host_names()
         replicas = [n for n in names if n.startswith(f"{server.host}-read")]
         servers[server.name] = {
             "primary": prefix + server.host,

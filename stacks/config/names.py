@@ -67,8 +67,8 @@ class PlacedServer:
 
     def statefulset_names(self) -> list[str]:
         """On Kubernetes the replicas are one StatefulSet, '<host>-read', of several pods."""
-        return [name.rsplit("-", 1)[0] if name.startswith(f"{self.host}-read-") else name
-                for name in self.host_names()]
+        return list(dict.fromkeys(name.rsplit("-", 1)[0] if name.startswith(f"{self.host}-read-") else name
+                                  for name in self.host_names()))
 
     def key_names(self, backups: bool) -> list[str]:
         """Names of the primary, its helpers and jobs as Pulumi resources and Kubernetes Secrets:
