@@ -97,26 +97,28 @@ def _pg_isready(user: str) -> HealthCheck:
     return HealthCheck(command=["pg_isready", "-h", "127.0.0.1", "-p", str(POSTGRES_PORT), "-U", user, "-d", "postgres"])
 
 
+#: Where the postgres image keeps the shell functions that turn `<NAME>_FILE` secrets into the
+#: files programs read.
+SECRETS_LIBRARY = "/usr/local/lib/pgfleet/secrets.sh"
+
+
 def _replica_script(primary: str, settings: Sequence[str]) -> str:
     # A replica clones the primary once (pg_basebackup -R writes standby.signal and the
     # connection), then runs as a hot standby.
     return "\n".join([
         "set -eu",
+        # The image's secrets library, as its own entrypoint uses it: a password delivered as
+        # a file (Docker) lands as root and becomes the server's alone; then it is written in
+        # libpq's password-file format (PGPASSFILE), which pg_basebackup and the WAL receiver read.
+        f". {SECRETS_LIBRARY}",
         # Started as root: a fresh volume may belong to root (a host-path volume ignores
         # fsGroup), so PGDATA is made the server's first, and then root is dropped.
         'if [ "$(id -u)" = 0 ]; then',
         '  mkdir -p "$PGDATA" && chown postgres:postgres "$(dirname "$PGDATA")" "$PGDATA" && chmod 700 "$PGDATA"',
-        # A password delivered as a file (Docker) lands as root: it becomes the server's alone.
-        '  if [ -n "${PGPASSWORD_FILE:-}" ]; then chown postgres:postgres "$PGPASSWORD_FILE" && chmod 0400 "$PGPASSWORD_FILE"; fi',
+        "  secrets_own postgres",
         '  exec setpriv --reuid=postgres --regid=postgres --init-groups bash -c "$BASH_EXECUTION_STRING"',
         "fi",
-        # libpq takes a password from a file only in the password-file format: written from
-        # PGPASSWORD_FILE for pg_basebackup and the WAL receiver (both read PGPASSFILE).
-        'if [ -n "${PGPASSWORD_FILE:-}" ]; then',
-        "  export PGPASSFILE=/var/lib/postgresql/.pgpass",
-        r"""  (umask 077 && sed -e 's/[\\:]/\\&/g' -e 's/^/*:*:*:*:/' "$PGPASSWORD_FILE" > "$PGPASSFILE")""",
-        "  unset PGPASSWORD_FILE",
-        "fi",
+        "secrets_render",
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
         f"  until pg_isready -h {primary} -p {POSTGRES_PORT}; do sleep 1; done",
         f'  pg_basebackup -h {primary} -p {POSTGRES_PORT} -U "$REPLICATION_USER" -D "$PGDATA" -X stream --checkpoint=fast',
