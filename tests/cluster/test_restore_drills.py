@@ -21,9 +21,15 @@ import pytest
 from pulumi import automation as auto
 
 from tests.support.cluster import Cluster, wait
-from tests.support.drills import check_restored_database_keeps_owner_and_grants, rows, server_now, write
+from tests.support.drills import (
+    check_a_target_beyond_the_archive_puts_the_data_back,
+    check_restored_database_keeps_owner_and_grants,
+    restore_to_a_noted_time,
+    rows,
+    write,
+)
 from tests.support.engine import throwaway_stack
-from tests.support.live import connect
+from tests.support.live import Live, check_second_preview_is_empty, connect
 from tests.support.prod import (
     ClusterLive,
     ExternalVault,
@@ -116,10 +122,10 @@ def dumps_of(cluster: Cluster, database: str) -> list[str]:
 
 
 
-def rows_when_served(live: ClusterLive, service: str, kind: str = "url") -> list[int]:
+def rows_when_served(live: Live, service: str, kind: str = "url") -> list[int]:
     """Rows once the server answers again (after a restart the forward reaches the new pod)."""
-    return wait(lambda: rows(live, service, kind) or [None], 180, f"{service} ({kind}) to answer",
-                errors=(psycopg.OperationalError,))
+    return wait(lambda: (rows(live, service, kind),), 180, f"{service} ({kind}) to answer",
+                errors=(psycopg.OperationalError,))[0]
 
 
 
@@ -184,15 +190,7 @@ def test_the_dump_cronjob_fires_on_its_schedule(cluster: Cluster, live: ClusterL
 
 def test_point_in_time_recovery_brings_back_exactly_the_rows_before_the_target(
         cluster: Cluster, live: ClusterLive) -> None:
-    write(live, "orders", 1, 2, 3)
-    cluster.fire_cronjob(NAMESPACE, "shared-base")
-    write(live, "orders", 4, 5)
-    target = server_now(live)
-    write(live, "orders", 6)
-    with connect(live.url("orders", "migration_url")) as migrator:
-        migrator.execute("DELETE FROM items")  # the mistake the restore undoes
-    result = live.restore("pitr", "--server", "shared", target)
-    assert result.returncode == 0, result.stderr
+    restore_to_a_noted_time(live, lambda: cluster.fire_cronjob(NAMESPACE, "shared-base"))
     assert rows_when_served(live, "orders") == [1, 2, 3, 4, 5, 100]
     # the replica was re-cloned from the restored primary: it serves those rows, and follows
     assert rows_when_served(live, "orders", "read_url") == [1, 2, 3, 4, 5, 100]
@@ -202,14 +200,7 @@ def test_point_in_time_recovery_brings_back_exactly_the_rows_before_the_target(
 
 
 def test_a_recovery_target_beyond_the_archive_fails_and_puts_the_data_back(live: ClusterLive) -> None:
-    before = rows(live, "orders")
-    with connect(live.admin("orders")) as admin:
-        tomorrow = admin.execute("SELECT (now() + interval '1 day')::text").fetchone()[0]
-    result = live.restore("pitr", "--server", "shared", tomorrow)
-    assert result.returncode == 1
-    assert "recovery ended before configured recovery target was reached" in result.stderr
-    assert "the previous data is back in place" in result.stderr
-    assert rows_when_served(live, "orders") == before
+    before = check_a_target_beyond_the_archive_puts_the_data_back(live, read=rows_when_served)
     assert rows_when_served(live, "orders", "read_url") == before
 
 
@@ -240,9 +231,7 @@ def test_a_lost_primary_volume_is_restored_from_the_repository_alone(cluster: Cl
     assert rows_when_served(live, "orders") == expected
     assert rows_when_served(live, "orders", "read_url") == expected  # the replica re-cloned from it
     # The stack is as Pulumi declared it: StatefulSets at their counts, every role and grant back.
-    preview = live.stack.preview(refresh=True, on_output=print)
-    changes = {op: n for op, n in preview.change_summary.items() if op != auto.OpType.SAME and n}
-    assert not changes, changes
+    check_second_preview_is_empty(live, refresh=True)
 
 
 def test_one_service_restores_from_its_dump_and_its_neighbour_is_untouched(

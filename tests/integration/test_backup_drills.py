@@ -17,7 +17,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.drills import check_restored_database_keeps_owner_and_grants, rows, server_now, write
+from tests.support.drills import (
+    check_a_target_beyond_the_archive_puts_the_data_back,
+    check_restored_database_keeps_owner_and_grants,
+    restore_to_a_noted_time,
+    rows,
+    write,
+)
 from tests.support.live import Live, connect, docker_stack, isolated
 from tests.support.program import stack_config
 
@@ -117,19 +123,10 @@ def test_deploy_archives_wal_and_takes_a_first_full_backup(live: Live) -> None:
 
 
 def test_point_in_time_recovery_brings_back_exactly_the_rows_before_the_target(live: Live) -> None:
-    write(live, "orders", 1, 2, 3)
-    backup(BASE_JOB, "base", "full")
-    write(live, "orders", 4, 5)
-    target = server_now(live)
-    write(live, "orders", 6)
-    with connect(live.url("orders", "migration_url")) as migrator:
-        migrator.execute("DELETE FROM items")  # the mistake the restore undoes
-    result = live.restore("pitr", "--server", "shared", target)
-    assert result.returncode == 0, result.stderr
+    restore_to_a_noted_time(live, lambda: backup(BASE_JOB, "base", "full"))
     assert rows(live, "orders") == [1, 2, 3, 4, 5]
     # the replica was re-cloned from the restored primary, and serves its rows
-    with connect(live.url("orders", "read_url")) as reader:
-        assert [r[0] for r in reader.execute("SELECT id FROM items ORDER BY id")] == [1, 2, 3, 4, 5]
+    assert rows(live, "orders", "read_url") == [1, 2, 3, 4, 5]
     write(live, "orders", 7)  # the server takes writes again, on a new timeline
     assert rows(live, "orders") == [1, 2, 3, 4, 5, 7]
     # and the replica follows it (it did not copy the recovery target and stop there)
@@ -140,14 +137,7 @@ def test_point_in_time_recovery_brings_back_exactly_the_rows_before_the_target(l
 
 
 def test_a_recovery_target_beyond_the_archive_fails_and_puts_the_data_back(live: Live) -> None:
-    before = rows(live, "orders")
-    with connect(live.admin("orders")) as admin:
-        tomorrow = admin.execute("SELECT (now() + interval '1 day')::text").fetchone()[0]
-    result = live.restore("pitr", "--server", "shared", tomorrow)
-    assert result.returncode == 1
-    assert "recovery ended before configured recovery target was reached" in result.stderr
-    assert "the previous data is back in place" in result.stderr
-    assert rows(live, "orders") == before
+    check_a_target_beyond_the_archive_puts_the_data_back(live)
 
 
 def test_one_service_restores_from_its_dump_and_its_neighbours_are_untouched(live: Live) -> None:

@@ -227,8 +227,9 @@ def check_ports_on_loopback_only(live: Live, expected_ports: set[int]) -> None:
     assert published == expected_ports
 
 
-def check_second_preview_is_empty(live: Live) -> None:
-    preview = live.stack.preview(on_output=print)
+def check_second_preview_is_empty(live: Live, refresh: bool = False) -> None:
+    """A preview (with `refresh`: against what the platform holds now) shows no change."""
+    preview = live.stack.preview(refresh=refresh, on_output=print)
     changes = {op: n for op, n in preview.change_summary.items() if op != auto.OpType.SAME and n}
     assert not changes, changes
 
