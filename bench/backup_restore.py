@@ -49,7 +49,7 @@ from tests.support.engine import throwaway_stack
 from tests.support.live import isolated
 
 PREFIX = "pgfleet-bbench-"
-PORT = 36432
+PORT = 26432  # below the ephemeral range (see tests/support/live.py)
 ARCHIVE_TIMEOUT_S = 60
 TARGET_RPO_S = 5 * 60
 TARGET_RTO_S = 60 * 60

@@ -106,7 +106,7 @@ def kubernetes_side(path: str, tmp: Path, cluster: Cluster) -> Iterator[Callable
 @contextmanager
 def docker_side(path: str, tmp: Path) -> Iterator[Callable[[], Timing]]:
     prefix = "pgfleet-bench-dev-"
-    config = isolated(stack_config(path), prefix, port_offset=28000)
+    config = isolated(stack_config(path), prefix, port_offset=11200)
     with throwaway_stack(tmp, "bench-docker", config) as stack:
         yield lambda: measure(stack, lambda result: Live(stack, result, prefix))
 

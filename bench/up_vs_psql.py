@@ -28,7 +28,7 @@ from tests.support.engine import throwaway_stack  # noqa: E402
 from tests.support.live import isolated  # noqa: E402
 
 IMAGE = "pgfleet/postgres:15"
-PORT = 35432
+PORT = 25432  # below the ephemeral range (see tests/support/live.py)
 TARGET_RATIO = 5.0
 
 

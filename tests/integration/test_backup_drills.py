@@ -28,7 +28,7 @@ from tests.support.live import Live, connect, docker_stack, isolated
 from tests.support.program import stack_config
 
 PREFIX = "pgfleet-dr-"
-CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=21000)
+CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=10100)
 BASE_JOB, DUMP_JOB, PRIMARY = f"{PREFIX}shared-base", f"{PREFIX}shared-dump", f"{PREFIX}shared"
 #: The dev stack keeps its repository in the S3 store it runs (versitygw, posix backend):
 #: bucket "pgfleet-backups", pgBackRest's repo path "/pgfleet" inside it.
@@ -51,7 +51,7 @@ FS_CONFIG = isolated({
     "servers": [{"name": "main", "port": 5432, "metrics": {"enabled": False}}],
     "services": [{"name": "ledger"}],
     "backup": {"target": {"kind": "filesystem", "size": "1Gi"}, "retention_days": 7},
-}, FS_PREFIX, port_offset=24000)  # clear of the dev stack's ports at +21000
+}, FS_PREFIX, port_offset=10200)
 
 
 FS_BASE_JOB, FS_DUMP_JOB = f"{FS_PREFIX}main-base", f"{FS_PREFIX}main-dump"

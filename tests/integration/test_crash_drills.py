@@ -26,7 +26,7 @@ from tests.support.live import Live, connect, isolated, sweep_leftovers
 from tests.support.program import ROOT, stack_config
 
 PREFIX = "pgfleet-crash-"
-CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=33000)
+CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=10300)
 SERVICE_TYPE = "pgfleet:postgres:IsolatedDatabase"
 
 

@@ -16,7 +16,8 @@ from tests.support.live import Live, connect, docker_stack, isolated
 from tests.support.program import stack_config
 
 PREFIX = "pgfleet-it-dev-"
-CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=20000)
+OFFSET = 10000
+CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=OFFSET)
 CONFIG["vault"]["secret_id_num_uses"] = 3
 
 
@@ -98,7 +99,7 @@ def test_no_container_port_beyond_loopback(live: Live) -> None:
     expected = {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "pgfleet-vault", "pgfleet-redis",
                 "shared-base", "shared-dump", "payments-base", "payments-dump", "pgfleet-backup-store"}
     assert live.containers() == sorted(PREFIX + name for name in expected)
-    checks.check_ports_on_loopback_only(live, {25432, 25442, 26432, 29187, 25433, 28200, 26379})
+    checks.check_ports_on_loopback_only(live, {p + OFFSET for p in (5432, 5442, 6432, 9187, 5433, 8200, 6379)})
 
 
 def test_no_container_config_holds_a_secret(live: Live) -> None:

@@ -26,7 +26,7 @@ CONFIG = isolated({
     "servers": [{"name": "main", "port": 5432, "metrics": {"enabled": False}}],
     "services": [{"name": "orders"}, {"name": "billing"}],
     "backup": {"enabled": False},
-}, PREFIX, port_offset=30000)  # clear of the CI's stacks (offsets 20000-28000)
+}, PREFIX, port_offset=10400)
 
 #: Ops that are no change at all; refresh steps are reported apart from the plan's.
 QUIET_OPS = {"same", "refresh", "read"}

@@ -16,11 +16,11 @@ from tests.support.program import stack_config
 
 # example -> (port offset, the servers it must run)
 EXAMPLES = {
-    "shared-postgres": (21000, {"shared_postgres"}),
-    "game-platform": (22000, {"auth", "user", "chat", "game", "notification"}),
-    "quest-services": (25000, {"postgres"}),
-    "movie-booking-local": (26000, {"auth", "movie", "booking", "payment", "notification"}),
-    "db-server": (27000, {"db_server"}),
+    "shared-postgres": (10500, {"shared_postgres"}),
+    "game-platform": (10600, {"auth", "user", "chat", "game", "notification"}),
+    "quest-services": (10700, {"postgres"}),
+    "movie-booking-local": (10800, {"auth", "movie", "booking", "payment", "notification"}),
+    "db-server": (10900, {"db_server"}),
 }
 
 

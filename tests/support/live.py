@@ -26,18 +26,36 @@ from .engine import throwaway_stack
 from .program import ROOT
 
 
+#: Host ports a test stack may publish on: above it lie Kubernetes' NodePort range and the
+#: kernel's ephemeral range (32768-60999), where any listener on port 0 (Pulumi's plugins among
+#: them) or the test cluster may already hold a port, and the publish fails at random.
+PORT_CEILING = 30000
+#: Ports the test cluster listens on (setup/cluster.sh): API server, etcd, kubelet and its
+#: neighbours, CoreDNS health.
+CLUSTER_PORTS = frozenset({6443, 12379, 12380, 18080, 18181, *range(10248, 10260)})
+#: Each port an isolated() config publishes, by the prefix of the stack that took it: two test
+#: stacks that share one would refuse each other when both are up.
+_PORTS_TAKEN: dict[int, str] = {}
+
+
 def isolated(config: dict[str, Any], prefix: str, port_offset: int) -> dict[str, Any]:
     """The config on ports, container names and a network of its own, so it runs beside a
-    developer's stacks on one engine (backups included: their volume takes the prefix too)."""
+    developer's stacks on one engine (backups included: their volume takes the prefix too).
+    Refuses an offset whose ports a machine may already use or another test stack has taken."""
     config = copy.deepcopy(config)
+    published: list[int] = []
+
+    def moved(port: int) -> int:
+        published.append(port + port_offset)
+        return port + port_offset
 
     def shift(settings: dict[str, Any]) -> None:
         for key in ("port", "read_port"):
             if settings.get(key):
-                settings[key] += port_offset
+                settings[key] = moved(settings[key])
         for nested in ("pooler", "metrics"):
             if settings.get(nested, {}).get("port"):
-                settings[nested]["port"] += port_offset
+                settings[nested]["port"] = moved(settings[nested]["port"])
 
     for server in config.get("servers", []):
         shift(server)
@@ -45,11 +63,23 @@ def isolated(config: dict[str, Any], prefix: str, port_offset: int) -> dict[str,
         if service.get("topology") == "dedicated":
             shift(service.setdefault("dedicated", {}))
     config.setdefault("vault", {})
-    config["vault"]["port"] = config["vault"].get("port", 8200) + port_offset
+    config["vault"]["port"] = moved(config["vault"].get("port", 8200))
     if config.get("redis", {}).get("enabled"):
-        config["redis"]["port"] = config["redis"].get("port", 6379) + port_offset
+        config["redis"]["port"] = moved(config["redis"].get("port", 6379))
     config["docker"] = {**config.get("docker", {}), "network": f"{prefix}net", "prefix": prefix}
+    _take_ports(published, prefix, port_offset)
     return config
+
+
+def _take_ports(ports: list[int], prefix: str, port_offset: int) -> None:
+    for port in ports:
+        holder = _PORTS_TAKEN.get(port, prefix)
+        if port >= PORT_CEILING or port in CLUSTER_PORTS or holder != prefix:
+            reason = (f"taken by the test stack {holder!r}" if holder != prefix else
+                      "used by the test cluster" if port in CLUSTER_PORTS else f"not below {PORT_CEILING}")
+            raise ValueError(f"port_offset {port_offset} of {prefix!r} puts a port on {port}, {reason}; "
+                             f"choose an offset whose ports are free")
+    _PORTS_TAKEN.update(dict.fromkeys(ports, prefix))
 
 
 def sweep_leftovers(prefix: str) -> list[str]:
