@@ -10,7 +10,7 @@
 # Usage: setup/toolchain.sh [--cluster]
 #        PGFLEET_ONLY=pulumi,providers setup/toolchain.sh
 #        PGFLEET_SKIP=images setup/toolchain.sh
-# Steps: pulumi langhost docker providers vaultserver versitygw images
+# Steps: pulumi langhost docker providers vaultserver versitygw images actionlint
 #        (--cluster) kubernetes-provider node-packages containerd kube pause
 # Exit status: 0 when every step is ok/cached or UNAVAILABLE (the module proxy refuses a module
 # version: reported, not fatal); 1 when a step failed for another reason.
@@ -88,6 +88,7 @@ if want images; then
     FAILED=1
   fi
 fi
+if want actionlint; then run_step "actionlint $ACTIONLINT_VERSION" "$LOGS/actionlint.log" step_actionlint; fi
 if [ "$cluster" = 1 ]; then
   if want kubernetes-provider; then
     command -v jq >/dev/null 2>&1 || apt_install jq
