@@ -16,7 +16,13 @@ from typing import Any
 import yaml
 from pulumi import automation as auto
 
+from policies import PACK_DIR
+
 from .program import PROJECT, ROOT
+
+#: pgfleet's policy pack, given to every `up` of a live test's stack (the dev and prod stacks,
+#: every example): each must keep the invariants, enforced by the engine as a user's CI would.
+POLICY_PACKS = [str(PACK_DIR)]
 
 #: Where setup/toolchain.sh links the CLI, the language host and the plugins.
 TOOLCHAIN_BIN = Path(os.environ.get("PGFLEET_BIN_DIR", "/usr/local/bin"))

@@ -83,4 +83,6 @@ def test_installed_package_carries_no_tests_or_program(installed: Path) -> None:
                              check=True).stdout
     assert "components/isolated_database.py" in listing and "stacks/compose.py" in listing
     assert "stacks/config/postgres15.json" in listing  # the settings catalogue validation reads
-    assert "tests/" not in listing and "__main__.py" not in listing
+    # The policy pack ships whole (a pack is a directory the engine runs); the program does not.
+    assert "policies/PulumiPolicy.yaml" in listing and "policies/__main__.py" in listing
+    assert "tests/" not in listing and "\n  __main__.py\n" not in listing

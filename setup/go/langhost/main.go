@@ -3,7 +3,8 @@
 // Written for pgfleet's offline toolchain because the upstream
 // pulumi-language-python module is not obtainable from the Go module proxy
 // reachable here. It implements the subset of the LanguageRuntime gRPC
-// service the engine needs for `pulumi preview/up/destroy/about/install`:
+// service the engine needs for `pulumi preview/up/destroy/about/install`
+// and for Python plugins (policy packs, component providers: RunPlugin):
 // the heavy lifting (virtualenv handling, pip, package listing) is done by the
 // published sdk/v3 `python/toolchain` library, and the program itself is run
 // by the `pulumi-language-python-exec` script shipped in the sdk/v3 module,
@@ -422,6 +423,62 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 		return &pulumirpc.RunResponse{Error: fmt.Sprintf("could not run python program: %v", err)}, nil
 	}
 	return &pulumirpc.RunResponse{}, nil
+}
+
+// RunPlugin runs a plugin written in Python: a policy pack (PulumiPolicy.yaml) or a component
+// provider (PulumiPlugin.yaml), each a directory whose __main__.py serves gRPC and prints its
+// port. The plugin's stdout and stderr go back to the engine over the stream (the port is read
+// from stdout), then its exit code. The virtualenv of the plugin's runtime options is used when
+// it names one; otherwise the Python on PATH, so a pack runs however its user installed it.
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
+	opts, err := options(req.Info)
+	if err != nil {
+		return err
+	}
+	dir := req.GetInfo().GetProgramDirectory()
+	if _, err := os.Stat(filepath.Join(dir, "__main__.py")); err != nil {
+		return fmt.Errorf("python plugin in %q: no __main__.py to run: %w", dir, err)
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return err
+	}
+	cmd, err := tc.Command(server.Context(), append([]string{dir}, req.GetArgs()...)...)
+	if err != nil {
+		return err
+	}
+	// The engine ends a plugin by cancelling the stream: give it the interrupt Run gives a program.
+	cmd.Cancel = func() error {
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			return cmd.Process.Kill()
+		}
+		return nil
+	}
+	cmd.WaitDelay = 5 * time.Second
+	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	cmd.Dir = req.GetPwd()
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, req.GetEnv()...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+
+	code := int32(0)
+	if err := cmd.Run(); err != nil {
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) {
+			return fmt.Errorf("could not run python plugin in %q: %w", dir, err)
+		}
+		code = int32(exitErr.ExitCode())
+	}
+	if err := closer.Close(); err != nil {
+		return err
+	}
+	return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: code}})
 }
 
 func (h *host) InstallDependencies(req *pulumirpc.InstallDependenciesRequest,

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The pull request job: preview every stack the change touches against the shared state, with
+# pgfleet's policy pack, and post the report as the PR's comment and the job summary.
+# Usage: scripts/ci/preview.sh BASE_REF   (e.g. origin/main)
+# PGFLEET_ALLOW_DATA_LOSS=true (the PR's pgfleet:allow-data-loss label) lets data-losing changes pass.
+# Without GITHUB_TOKEN (a run outside GitHub) the report is printed and not posted.
+set -euo pipefail
+base="${1:?usage: $0 BASE_REF}"
+# shellcheck source=prepare.sh
+source "$(dirname "$0")/prepare.sh"
+
+args=(--changed-since "$base" --output preview-report.md --summary)
+[ -n "${GITHUB_TOKEN:-}" ] && args+=(--comment)
+[ "${PGFLEET_ALLOW_DATA_LOSS:-false}" = true ] && args+=(--allow-data-loss)
+python3 -m operations.preview "${args[@]}"
