@@ -36,4 +36,5 @@ keep_salt() {
 }
 trap keep_salt EXIT
 pulumi stack select --create "$stack" --non-interactive
-pulumi up --yes --non-interactive --stack "$stack"
+# pgfleet's invariants (policies/) are enforced here as in CI.
+pulumi up --yes --non-interactive --stack "$stack" --policy-pack policies

@@ -16,7 +16,7 @@ from pulumi import automation as auto
 from components.platform.kubernetes import KubernetesPlatform, KubernetesSettings
 from components.shared_server import SharedServer, SharedServerArgs
 from tests.support.cluster import Cluster
-from tests.support.engine import POLICY_PACKS, engine_env
+from tests.support.engine import POLICY_PACKS, program_stacks
 
 IMAGE = "pgfleet/postgres:15"
 NAMESPACE = f"pol-{secrets.token_hex(2)}"
@@ -25,18 +25,8 @@ NAMESPACE = f"pol-{secrets.token_hex(2)}"
 @pytest.fixture
 def previewed(cluster: Cluster, tmp_path: Path) -> Iterator[Callable[[Callable[[], None]], auto.PreviewResult]]:
     """The preview of an inline program, with the pack, against the cluster (nothing created)."""
-    made: list[auto.Stack] = []
-
-    def preview(program: Callable[[], None]) -> auto.PreviewResult:
-        (tmp_path / "state").mkdir(exist_ok=True)
-        stack = auto.create_stack(f"pol-{secrets.token_hex(3)}", project_name="pgfleet-policy", program=program,
-                                  opts=auto.LocalWorkspaceOptions(env_vars=engine_env(tmp_path / "state")))
-        made.append(stack)
-        return stack.preview(policy_packs=POLICY_PACKS, on_output=print)
-
-    yield preview
-    for stack in made:
-        stack.workspace.remove_stack(stack.name)
+    with program_stacks(tmp_path) as make:
+        yield lambda program: make(program).preview(policy_packs=POLICY_PACKS, on_output=print)
 
 
 def server(protect: bool) -> SharedServer:

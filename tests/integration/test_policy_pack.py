@@ -5,7 +5,6 @@ each example, is brought up with the pack too: tests/support/engine.py POLICY_PA
 Kubernetes invariants are tests/cluster/test_policy_pack_on_kubernetes.py."""
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from pulumi import automation as auto
 
 from components.platform.docker import DockerPlatform, DockerSettings
 from components.shared_server import SharedServer, SharedServerArgs
-from tests.support.engine import POLICY_PACKS, engine_env
+from tests.support.engine import POLICY_PACKS, program_stacks
 
 IMAGE = "pgfleet/postgres:15"
 PREFIX = "pgfleet-pol-"
@@ -25,20 +24,8 @@ PREFIX = "pgfleet-pol-"
 
 @pytest.fixture
 def program_stack(tmp_path: Path) -> Iterator[Callable[[Callable[[], None]], auto.Stack]]:
-    """An inline program's throwaway stack on a local backend (destroyed afterwards)."""
-    made: list[auto.Stack] = []
-
-    def make(program: Callable[[], None]) -> auto.Stack:
-        (tmp_path / "state").mkdir(exist_ok=True)
-        stack = auto.create_stack(f"pol-{secrets.token_hex(3)}", project_name="pgfleet-policy", program=program,
-                                  opts=auto.LocalWorkspaceOptions(env_vars=engine_env(tmp_path / "state")))
-        made.append(stack)
-        return stack
-
-    yield make
-    for stack in made:
-        stack.destroy(on_output=lambda _: None)
-        stack.workspace.remove_stack(stack.name)
+    with program_stacks(tmp_path) as make:
+        yield make
 
 
 def server_on(bind_address: str) -> SharedServer:

@@ -7,10 +7,10 @@ unless the PR carries the override; and a second run must leave the one PR comme
 from __future__ import annotations
 
 import copy
+import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,37 +39,47 @@ CONFIG = isolated({
 
 @dataclass
 class Project:
-    """A checkout of the project with one stack whose state is in the S3 bucket."""
+    """A git checkout of the project with one stack whose state is in the S3 bucket."""
     work: Path
     env: dict[str, str]
+    base: str = ""
 
     @property
     def stack_file(self) -> Path:
         return self.work / f"Pulumi.{STACK}.yaml"
 
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", "-C", str(self.work), *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
     def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["pulumi", *args, "--stack", STACK, "--non-interactive"], cwd=self.work, env=self.env,
                               capture_output=True, text=True, timeout=900, check=True)
 
-    def preview(self, change: Callable[[dict[str, Any]], None], *flags: str,
-                env: dict[str, str] | None = None) -> tuple[int, str]:
-        """`pgfleet-preview` of the stack with its config changed as a pull request would."""
-        original = self.stack_file.read_text()
-        document = yaml.safe_load(original)
+    def commit(self, change: Callable[[dict[str, Any]], None], message: str) -> None:
+        """Change the stack's config and commit it, as a pull request's branch would."""
+        document = yaml.safe_load(self.stack_file.read_text())
         config = copy.deepcopy(CONFIG)
         change(config)
         document["config"] = {f"{PROJECT}:{k}": v for k, v in config.items()}
         self.stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
-        report = self.work / "report.md"
+        self.git("commit", "-qam", message)
+
+    def ci(self, job: str, base: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """A CI job's script (scripts/ci/JOB.sh BASE) on this checkout."""
+        return subprocess.run(["bash", str(ROOT / "scripts" / "ci" / f"{job}.sh"), base], cwd=ROOT,
+                              env={**self.env, "PGFLEET_PROJECT_DIR": str(self.work), **(env or {})},
+                              capture_output=True, text=True, timeout=1800, check=False)
+
+    def preview(self, change: Callable[[dict[str, Any]], None], env: dict[str, str] | None = None) -> tuple[int, str]:
+        """The pull request job's report for a branch that makes this config change."""
+        self.commit(change, "a pull request's change")
         try:
-            done = subprocess.run([sys.executable, "-m", "operations.preview", "--cwd", str(self.work),
-                                   "--stack", STACK, "--output", str(report), *flags],
-                                  cwd=ROOT, env={**self.env, **(env or {})}, capture_output=True, text=True,
-                                  timeout=900, check=False)
+            done = self.ci("preview", self.base, env)
         finally:
-            self.stack_file.write_text(original)
+            self.git("reset", "-q", "--hard", self.base)
         assert done.returncode in (0, 1), done.stderr[-3000:]
-        assert report.read_text() == done.stdout
+        assert (self.work / "preview-report.md").read_text() == done.stdout
         return done.returncode, done.stdout
 
 
@@ -114,7 +124,13 @@ def project(state_backend: dict[str, str], tmp_path_factory: pytest.TempPathFact
     (work / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(
         {"config": {f"{PROJECT}:{k}": v for k, v in CONFIG.items()}}, sort_keys=False))
     live = Project(work, {**os.environ, **state_backend})
-    live.pulumi("stack", "init")
+    live.git("init", "-q", "-b", "main")
+    live.git("config", "user.email", "ci@pgfleet.test")
+    live.git("config", "user.name", "pgfleet CI")
+    live.pulumi("stack", "init")  # writes the stack's encryptionsalt, committed as README says
+    live.git("add", ".")
+    live.git("commit", "-qm", "the stack")
+    live.base = live.git("rev-parse", "HEAD")
     try:
         live.pulumi("up", "--yes", "--skip-preview", "--policy-pack", str(PACK_DIR))
         yield live
@@ -124,9 +140,10 @@ def project(state_backend: dict[str, str], tmp_path_factory: pytest.TempPathFact
 
 
 def test_the_state_is_in_the_bucket(project: Project) -> None:
-    listed = project.pulumi("stack", "ls", "--json").stdout
-    assert f'"name": "{STACK}"' in listed and "s3://" in project.env["PULUMI_BACKEND_URL"]
-    assert (project.pulumi("stack", "output", "--json").stdout.count("[secret]") > 0)
+    stored = subprocess.run(["docker", "exec", STORE, "find", f"/var/lib/versitygw/{BUCKET}", "-name", f"{STACK}.json"],
+                            capture_output=True, text=True, check=True).stdout
+    assert f"/.pulumi/stacks/{PROJECT}/{STACK}.json" in stored, stored
+    assert not (project.work / ".pulumi").exists()
 
 
 def test_adding_a_service_lists_its_resources_as_creates(project: Project) -> None:
@@ -140,33 +157,49 @@ def test_adding_a_service_lists_its_resources_as_creates(project: Project) -> No
     assert "Loses data" not in report and "Not mergeable" not in report
 
 
-def test_a_connection_limit_is_an_update_in_place(project: Project) -> None:
-    def limit(config: dict[str, Any]) -> None:
-        config["services"][0]["connection_limit"] = 7
+def limit_orders(config: dict[str, Any]) -> None:
+    config["services"][0]["connection_limit"] = 7
 
-    code, report = project.preview(limit)
+
+def test_a_connection_limit_is_an_update_in_place(project: Project) -> None:
+    code, report = project.preview(limit_orders)
     assert code == 0, report
     assert "## Stack `pr`: 1 to update\n" in report, report
     section = report.split("### service orders")[1]
     assert "| update |" in section and "`postgresql:index/role:Role`" in section and "`connectionLimit`" in section
 
 
-def test_a_database_rename_is_a_flagged_replace_and_one_comment_stays_the_same(project: Project) -> None:
+def test_a_database_rename_is_a_flagged_replace_and_one_comment_stays_the_same(
+        project: Project, tmp_path: Path) -> None:
     def rename(config: dict[str, Any]) -> None:
         config["services"][1]["database"] = "billing_v2"
 
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"number": PR}}))
     with fake_github() as github:
-        pr_env = {"GITHUB_API_URL": github.url, "GITHUB_REPOSITORY": REPOSITORY, "GITHUB_TOKEN": TOKEN}
-        code, report = project.preview(rename, "--comment", "--pr", str(PR), env=pr_env)
+        pr_env = {"GITHUB_API_URL": github.url, "GITHUB_REPOSITORY": REPOSITORY, "GITHUB_TOKEN": TOKEN,
+                  "GITHUB_EVENT_PATH": str(event)}
+        code, report = project.preview(rename, pr_env)
         assert code == 1, report
         losses = report.split("**Loses data**")[1].split("\n\n")[0]
         assert "replace of database `billing-db` in service billing (because `name` changed)" in losses, report
         assert report.index("Loses data") < report.index("### service billing")
         assert "- pr: replace of database billing-db loses data" in report
-        again = project.preview(rename, "--comment", "--pr", str(PR), env=pr_env)
-        assert again == (1, report)
+        assert project.preview(rename, pr_env) == (1, report)
         assert [c["body"] for c in github.comments] == [report]
 
-        code, allowed = project.preview(rename, "--allow-data-loss", "--comment", "--pr", str(PR), env=pr_env)
+        code, allowed = project.preview(rename, {**pr_env, "PGFLEET_ALLOW_DATA_LOSS": "true"})
         assert code == 0 and "allowed by the override" in allowed
         assert [c["body"] for c in github.comments] == [allowed]
+
+
+def test_the_merged_change_is_applied_by_the_deploy_job(project: Project) -> None:
+    project.commit(limit_orders, "merge: orders' connection limit")
+    try:
+        done = project.ci("up", project.base)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"== pulumi up --stack {STACK}" in done.stdout and "pgfleet@v0.1.0" in done.stdout, done.stdout
+        assert project.ci("up", project.git("rev-parse", "HEAD")).stdout.strip().endswith("touches no stack")
+        project.pulumi("preview", "--expect-no-changes")
+    finally:
+        project.git("reset", "-q", "--hard", project.base)

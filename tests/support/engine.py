@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -83,3 +83,24 @@ def throwaway_stack(tmp: Path, name: str, config: Mapping[str, Any],
             stack.destroy(on_output=lambda _: None, run_program=protected)
         finally:
             workspace.remove_stack(stack.name, force=True)
+
+
+@contextmanager
+def program_stacks(tmp: Path) -> Iterator[Callable[[Callable[[], None]], auto.Stack]]:
+    """Makes throwaway stacks of inline programs (a small program built in the test from the
+    components) on a local backend; each is destroyed and removed afterwards."""
+    made: list[auto.Stack] = []
+
+    def make(program: Callable[[], None]) -> auto.Stack:
+        (tmp / "state").mkdir(exist_ok=True)
+        stack = auto.create_stack(f"program-{secrets.token_hex(3)}", project_name="pgfleet-program", program=program,
+                                  opts=auto.LocalWorkspaceOptions(env_vars=engine_env(tmp / "state")))
+        made.append(stack)
+        return stack
+
+    try:
+        yield make
+    finally:
+        for stack in made:
+            stack.destroy(on_output=lambda _: None)
+            stack.workspace.remove_stack(stack.name)
