@@ -9,6 +9,8 @@ from typing import Any
 
 #: The engine's closing line when a preview fails; said of violations it adds nothing.
 ENGINE_FAILED = re.compile(r"^(error: )?preview failed$")
+#: How much of what a failed program printed on stderr the report keeps.
+PROGRAM_LINES = 10
 #: Ops that change nothing: the report leaves them out (--show-sames brings them for the tree).
 QUIET_OPS = frozenset({"same", "read", "refresh"})
 
@@ -64,6 +66,14 @@ def _step(raw: dict[str, Any]) -> Step:
                 parent=state.get("parent") or None, reasons=tuple(sorted({str(r) for r in reasons})))
 
 
+def _summary(message: str) -> str:
+    """An error's gist: a traceback's last line (the exception), else its first."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[-1] if any(line.startswith("Traceback") for line in lines) else lines[0]
+
+
 def _finding(policy: dict[str, Any]) -> str:
     """What the policy found: the event's message, less the policy's description it starts with."""
     lines = [line.strip() for line in str(policy.get("message", "")).strip().splitlines() if line.strip()]
@@ -87,9 +97,15 @@ def read(stack: str, digest_json: str, event_lines: str = "") -> Preview:
         preview.steps.append(step)
         preview.parents[step.urn] = step.parent
     preview.counts = {op: n for op, n in (digest.get("changeSummary") or {}).items() if n}
+    program_stderr: list[str] = []
     for diagnostic in digest.get("diagnostics") or []:
+        message = str(diagnostic.get("message", ""))
         if diagnostic.get("severity") == "error":
-            preview.errors.append(diagnostic.get("message", "").strip())
+            preview.errors.append(_summary(message))
+        elif diagnostic.get("severity") == "info#err":
+            program_stderr += [line.strip() for line in message.splitlines() if line.strip()]
+    if preview.errors and program_stderr:  # what the program said of its failure comes first
+        preview.errors = program_stderr[-PROGRAM_LINES:] + preview.errors
     for line in event_lines.splitlines():
         event = json.loads(line) if line.strip() else {}
         policy = event.get("policyEvent")
@@ -100,7 +116,7 @@ def read(stack: str, digest_json: str, event_lines: str = "") -> Preview:
                 urn=policy.get("resourceUrn") or None))
         diagnostic = event.get("diagnosticEvent")
         if diagnostic and diagnostic.get("severity") == "error" and not digest:
-            preview.errors.append(diagnostic.get("message", "").strip())
+            preview.errors.append(_summary(str(diagnostic.get("message", ""))))
     preview.errors = list(dict.fromkeys(e for e in preview.errors if e))
     if preview.violations:  # the engine's own line for the failure the violations made
         preview.errors = [e for e in preview.errors if not ENGINE_FAILED.match(e)]

@@ -158,15 +158,16 @@ def test_adding_a_service_lists_its_resources_as_creates(project: Project) -> No
 
 
 def limit_orders(config: dict[str, Any]) -> None:
-    config["services"][0]["connection_limit"] = 7
+    config["services"][0]["connection_limit"] = 15
 
 
 def test_a_connection_limit_is_an_update_in_place(project: Project) -> None:
     code, report = project.preview(limit_orders)
     assert code == 0, report
-    assert "## Stack `pr`: 1 to update\n" in report, report
+    assert "## Stack `pr`: 2 to update\n" in report, report  # the service's app and read-only roles
     section = report.split("### service orders")[1]
-    assert "| update |" in section and "`postgresql:index/role:Role`" in section and "`connectionLimit`" in section
+    for role in ("orders-app", "orders-readonly"):
+        assert f"| update | `{role}` | `postgresql:index/role:Role` | `connectionLimit` |" in section, report
 
 
 def test_a_database_rename_is_a_flagged_replace_and_one_comment_stays_the_same(
@@ -181,10 +182,13 @@ def test_a_database_rename_is_a_flagged_replace_and_one_comment_stays_the_same(
                   "GITHUB_EVENT_PATH": str(event)}
         code, report = project.preview(rename, pr_env)
         assert code == 1, report
+        # The database itself is renamed in place; its schema, which holds the service's tables,
+        # is replaced (dropped and made anew): that is the data loss, flagged above the changes.
         losses = report.split("**Loses data**")[1].split("\n\n")[0]
-        assert "replace of database `billing-db` in service billing (because `name` changed)" in losses, report
+        assert "replace of schema `billing-schema` in service billing (because `database` changed)" in losses, report
+        assert "| update | `billing-database` | `postgresql:index/database:Database` | `name` |" in report
         assert report.index("Loses data") < report.index("### service billing")
-        assert "- pr: replace of database billing-db loses data" in report
+        assert "- pr: replace of schema billing-schema loses data" in report
         assert project.preview(rename, pr_env) == (1, report)
         assert [c["body"] for c in github.comments] == [report]
 

@@ -87,6 +87,18 @@ def test_a_failed_preview_is_reported_and_blocks() -> None:
     assert blocking([preview], allow_data_loss=True) == ["prod: the preview failed"]
 
 
+def test_a_program_refusing_its_config_is_reported_with_what_it_said() -> None:
+    said = {"diagnostics": [
+        {"severity": "info#err", "message": "services[0].pool.max: pool max 10 exceeds connection_limit 7\n"},
+        {"severity": "error", "message": "error: an unhandled error occurred: program exited with non-zero exit code: 1"}]}
+    preview = digest.read("dev", json.dumps(said))
+    assert preview.errors[0] == "services[0].pool.max: pool max 10 exceeds connection_limit 7"
+    assert "> - `services[0].pool.max: pool max 10 exceeds connection_limit 7`" in render([preview])
+    traceback = {"diagnostics": [{"severity": "error", "message": "error: Program failed:\nTraceback (most recent "
+                                  "call last):\n  File \"x\"\nValueError: services[1].database: bad name\n"}]}
+    assert digest.read("dev", json.dumps(traceback)).errors == ["ValueError: services[1].database: bad name"]
+
+
 def test_stacks_touched_by_a_change() -> None:
     stacks = ["dev", "prod"]
     assert touched.stacks_touched(["Pulumi.prod.yaml", "README.md"], stacks) == ["prod"]
