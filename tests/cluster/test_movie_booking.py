@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import live as checks
 from tests.support.cluster import Cluster
-from tests.support.engine import POLICY_PACKS, throwaway_stack
+from tests.support.engine import throwaway_stack, up_with_policies
 from tests.support.prod import ClusterLive, external_vault, for_cluster, object_store, probe, secret_config
 from tests.support.program import stack_config
 
@@ -27,7 +27,7 @@ def movie(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             config = for_cluster(stack_config("examples/movie-booking.yaml"), PREFIX, vault, store)
             with throwaway_stack(tmp_path_factory.mktemp("movie"), "movie", config, secret_config(vault, store),
                                  protected=True) as stack:
-                yield ClusterLive(stack, stack.up(on_output=print, policy_packs=POLICY_PACKS), f"{PREFIX}db")
+                yield ClusterLive(stack, up_with_policies(stack), f"{PREFIX}db")
     finally:
         cluster.core.delete_namespace(f"{PREFIX}db")
 

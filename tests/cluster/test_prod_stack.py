@@ -16,7 +16,7 @@ from pulumi import automation as auto
 
 from tests.support import live as checks
 from tests.support.cluster import Cluster, wait
-from tests.support.engine import POLICY_PACKS, throwaway_stack
+from tests.support.engine import throwaway_stack, up_with_policies
 from tests.support.live import connect
 from tests.support.prod import (
     ClusterLive,
@@ -41,7 +41,7 @@ def prod(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             config = for_cluster(stack_config("Pulumi.prod.yaml"), PREFIX, vault, store, APPS)
             with throwaway_stack(tmp_path_factory.mktemp("prod"), "prod", config, secret_config(vault, store),
                                  protected=True) as stack:
-                yield ClusterLive(stack, stack.up(on_output=print, policy_packs=POLICY_PACKS), f"{PREFIX}db")
+                yield ClusterLive(stack, up_with_policies(stack), f"{PREFIX}db")
     finally:
         cluster.core.delete_namespace(APPS)
         cluster.core.delete_namespace(f"{PREFIX}db")

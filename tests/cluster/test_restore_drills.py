@@ -28,7 +28,7 @@ from tests.support.drills import (
     rows,
     write,
 )
-from tests.support.engine import POLICY_PACKS, throwaway_stack
+from tests.support.engine import throwaway_stack, up_with_policies
 from tests.support.live import Live, check_second_preview_is_empty, connect
 from tests.support.prod import (
     ClusterLive,
@@ -85,7 +85,7 @@ def live(cluster: Cluster, store: ObjectStore, vault: ExternalVault, config: dic
     try:
         with throwaway_stack(tmp_path_factory.mktemp("k8s-drills"), "k8s-drills", config,
                              secret_config(vault, store), protected=True) as stack:
-            live = ClusterLive(stack, stack.up(on_output=print, policy_packs=POLICY_PACKS), NAMESPACE)
+            live = ClusterLive(stack, up_with_policies(stack), NAMESPACE)
             for service in ("orders", "catalog"):
                 with connect(live.url(service, "migration_url")) as migrator:
                     migrator.execute("CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL)")

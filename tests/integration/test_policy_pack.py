@@ -1,7 +1,7 @@
 """pgfleet's policy pack run by the real engine (through the language host's RunPlugin): small
 programs built from the components, each breaking one invariant, are refused by the policy's
 name, and the same programs keeping it pass. (Every live stack of the test tiers, dev, prod and
-each example, is brought up with the pack too: tests/support/engine.py POLICY_PACKS.) The
+each example, is brought up with the pack too: tests/support/engine.py up_with_policies.) The
 Kubernetes invariants are tests/cluster/test_policy_pack_on_kubernetes.py."""
 from __future__ import annotations
 

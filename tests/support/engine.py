@@ -16,13 +16,15 @@ from typing import Any
 import yaml
 from pulumi import automation as auto
 
-from policies import PACK_DIR
+from policies import PACK_DIR, PACK_NAME
 
 from .program import PROJECT, ROOT
 
 #: pgfleet's policy pack, given to every `up` of a live test's stack (the dev and prod stacks,
 #: every example): each must keep the invariants, enforced by the engine as a user's CI would.
 POLICY_PACKS = [str(PACK_DIR)]
+#: The engine's line for a pack that ran and found nothing.
+PACK_PASSED = f"✅ {PACK_NAME}@v"
 
 #: Where setup/toolchain.sh links the CLI, the language host and the plugins.
 TOOLCHAIN_BIN = Path(os.environ.get("PGFLEET_BIN_DIR", "/usr/local/bin"))
@@ -104,3 +106,16 @@ def program_stacks(tmp: Path) -> Iterator[Callable[[Callable[[], None]], auto.St
         for stack in made:
             stack.destroy(on_output=lambda _: None)
             stack.workspace.remove_stack(stack.name)
+
+
+def up_with_policies(stack: auto.Stack, **kwargs: Any) -> auto.UpResult:
+    """`up` with pgfleet's policy pack, which must have run and passed (printed as it goes)."""
+    said: list[str] = []
+
+    def show(line: str) -> None:
+        said.append(line)
+        print(line)
+
+    result = stack.up(policy_packs=POLICY_PACKS, on_output=show, **kwargs)
+    assert any(PACK_PASSED in line for line in said), "the policy pack did not report on the update"
+    return result

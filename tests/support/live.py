@@ -22,7 +22,7 @@ from pulumi import automation as auto
 from components.platform.docker import SECRETS_DIR
 from stacks import outputs
 
-from .engine import POLICY_PACKS, throwaway_stack
+from .engine import throwaway_stack, up_with_policies
 from .program import ROOT
 
 
@@ -106,7 +106,7 @@ def docker_stack(tmp: Path, name: str, config: dict[str, Any], prefix: str) -> I
     for leftover in sweep_leftovers(prefix):
         print(f"removed leftover {leftover}")
     with throwaway_stack(tmp, name, config) as stack:
-        yield Live(stack, stack.up(on_output=print, policy_packs=POLICY_PACKS), prefix)
+        yield Live(stack, up_with_policies(stack), prefix)
 
 
 class Live:
