@@ -64,6 +64,18 @@ def at(props: Any, *path: str | int) -> Any:
     return known(read)
 
 
+_MISSING = object()
+
+
+def items(sequence: Any) -> Iterator[Any]:
+    """The known elements of a list property (one not known until the update is skipped)."""
+    if isinstance(sequence, Sequence) and not isinstance(sequence, str):
+        for index in range(len(sequence)):
+            element = known(lambda i=index: sequence[i], _MISSING)
+            if element is not _MISSING:
+                yield element
+
+
 def _normalized(key: str) -> str:
     return key.lower().replace("_", "").replace("-", "")
 
@@ -84,15 +96,12 @@ def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
-_MISSING = object()
-
-
 # -- docker-ports-on-loopback ------------------------------------------------------------------
 
 def ports_beyond_loopback(props: Mapping[str, Any]) -> list[str]:
     """A container's published ports that answer on more than this machine."""
     found = []
-    for index, port in enumerate(at(props, "ports") or []):
+    for index, port in enumerate(items(at(props, "ports"))):
         try:
             ip = port["ip"] if "ip" in port else None
         except UnknownValueError:
@@ -119,9 +128,9 @@ def _containers(props: Any) -> Iterator[tuple[str, Any]]:
             for key in list(value):
                 child = known(lambda k=key: value[k])
                 here = f"{path}.{key}" if path else key
-                if key in ("containers", "initContainers") and isinstance(child, Sequence):
-                    for index in range(len(child)):
-                        yield f"{here}[{index}]", known(lambda i=index: child[i])
+                if key in ("containers", "initContainers"):
+                    for index, container in enumerate(items(child)):
+                        yield f"{here}[{index}]", container
                 elif isinstance(child, (Mapping, Sequence)) and not isinstance(child, str):
                     stack.append((here, child))
 
@@ -131,13 +140,13 @@ def plain_credential_env(type_: str, props: Mapping[str, Any]) -> list[str]:
     as files or Kubernetes Secret references, out of the container spec)."""
     found = []
     if type_ == DOCKER_CONTAINER:
-        for entry in at(props, "envs") or []:
+        for entry in items(at(props, "envs")):
             name, _, value = str(entry).partition("=")
             if CREDENTIAL_ENV.search(name) and not PLACE_ENV.search(name) and value:
                 found.append(f"envs sets {name} in plain text; deliver it as a file (*_FILE)")
         return found
     for path, container in _containers(props):
-        for entry in at(container, "env") or []:
+        for entry in items(at(container, "env")):
             name = at(entry, "name") or ""
             if CREDENTIAL_ENV.search(name) and not PLACE_ENV.search(name) and at(entry, "value"):
                 found.append(f"{path} env {name} has a plain value; use valueFrom.secretKeyRef or a mounted Secret")
