@@ -1,4 +1,5 @@
-"""The host ports the live tiers publish (tests/support/live.py isolated): clear of the ranges a machine hands out by itself."""
+"""The host ports the live tiers publish (tests/support/live.py isolated): clear of the ranges a
+machine hands out by itself."""
 import pytest
 
 from tests.support.live import isolated
