@@ -8,7 +8,8 @@ CONFIG = {"platform": "docker", "servers": [{"name": "main", "port": 5432}], "se
 
 
 def test_an_offset_into_the_ephemeral_range_is_refused_naming_the_port() -> None:
-    with pytest.raises(ValueError, match=r"port_offset 25000 of 'pgfleet-ut-high-' puts a port on 30432, not below 30000"):
+    refusal = r"port_offset 25000 of 'pgfleet-ut-high-' puts a port on 30432, not below 30000"
+    with pytest.raises(ValueError, match=refusal):
         isolated(CONFIG, "pgfleet-ut-high-", 25000)
 
 

@@ -90,7 +90,8 @@ def test_a_failed_preview_is_reported_and_blocks() -> None:
 def test_a_program_refusing_its_config_is_reported_with_what_it_said() -> None:
     said = {"diagnostics": [
         {"severity": "info#err", "message": "services[0].pool.max: pool max 10 exceeds connection_limit 7\n"},
-        {"severity": "error", "message": "error: an unhandled error occurred: program exited with non-zero exit code: 1"}]}
+        {"severity": "error",
+         "message": "error: an unhandled error occurred: program exited with non-zero exit code: 1"}]}
     preview = digest.read("dev", json.dumps(said))
     assert preview.errors[0] == "services[0].pool.max: pool max 10 exceeds connection_limit 7"
     assert "> - `services[0].pool.max: pool max 10 exceeds connection_limit 7`" in render([preview])
