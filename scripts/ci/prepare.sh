@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by the CI jobs (preview.sh, up.sh): installs what previews and updates need and points
 # Pulumi at the shared state. The workflow supplies, from the CI's secret store:
-#   PULUMI_BACKEND_URL        s3://BUCKET?endpoint=HOST:PORT&s3ForcePathStyle=true&region=R (any S3 store)
+#   PULUMI_BACKEND_URL        s3://BUCKET?endpoint=https://HOST:PORT&use_path_style=true&region=R (any S3 store)
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   the state bucket's keys
 #   PULUMI_CONFIG_PASSPHRASE  the stacks' secrets provider passphrase
 #   KUBECONFIG_DATA           (optional) a kubeconfig for the prod cluster
