@@ -43,7 +43,6 @@ class Preview:
     parents: dict[str, str | None] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def changes(self) -> list[Step]:
@@ -96,7 +95,6 @@ def read(stack: str, digest_json: str, event_lines: str = "") -> Preview:
         step = _step(raw)
         preview.steps.append(step)
         preview.parents[step.urn] = step.parent
-    preview.counts = {op: n for op, n in (digest.get("changeSummary") or {}).items() if n}
     program_stderr: list[str] = []
     for diagnostic in digest.get("diagnostics") or []:
         message = str(diagnostic.get("message", ""))
