@@ -34,7 +34,7 @@ CONFIG = isolated({
     "servers": [{"name": "main", "port": 5432, "metrics": {"enabled": False}}],
     "services": [{"name": "orders"}, {"name": "billing"}],
     "backup": {"enabled": False},
-}, PREFIX, port_offset=11300)
+}, PREFIX, port_offset=11400)
 
 
 @dataclass

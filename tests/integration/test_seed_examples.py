@@ -28,11 +28,15 @@ def prefix_of(name: str) -> str:
     return f"pgfleet-it-{name}-"
 
 
+#: Made at import, so a port one of them shares with another test stack stops the collection.
+CONFIGS = {name: isolated(stack_config(f"examples/{name}.yaml"), prefix_of(name), offset)
+           for name, (offset, _) in EXAMPLES.items()}
+
+
 @pytest.fixture(scope="module", params=sorted(EXAMPLES))
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     name = request.param
-    config = isolated(stack_config(f"examples/{name}.yaml"), prefix_of(name), EXAMPLES[name][0])
-    with docker_stack(tmp_path_factory.mktemp(name), f"it-{name}", config, prefix_of(name)) as live:
+    with docker_stack(tmp_path_factory.mktemp(name), f"it-{name}", CONFIGS[name], prefix_of(name)) as live:
         yield live
 
 
