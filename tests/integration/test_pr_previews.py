@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ import pytest
 import yaml
 
 from policies import PACK_DIR
-from tests.support.engine import engine_env
+from operations.docker_engine import wait_healthy
+from tests.support.engine import engine_env, program_work_dir
 from tests.support.fake_github import PR, REPOSITORY, TOKEN, fake_github
 from tests.support.live import isolated, sweep_leftovers
 from tests.support.program import PROJECT, ROOT
@@ -83,17 +83,6 @@ class Project:
         return done.returncode, done.stdout
 
 
-def wait_healthy(container: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        state = subprocess.run(["docker", "inspect", "-f", "{{.State.Health.Status}}", container],
-                               capture_output=True, text=True, check=False).stdout.strip()
-        if state == "healthy":
-            return
-        time.sleep(1)
-    raise AssertionError(f"{container} not healthy after {timeout_s}s")
-
-
 @pytest.fixture(scope="module")
 def state_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The engine's environment for state in a bucket of the S3 store, as a CI job's secrets give it."""
@@ -104,7 +93,7 @@ def state_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
                     "-e", f"ROOT_ACCESS_KEY={access}", "-e", f"ROOT_SECRET_KEY={secret}", "-e", f"S3_BUCKET={BUCKET}",
                     STORE_IMAGE], capture_output=True, text=True, check=True)
     try:
-        wait_healthy(STORE)
+        wait_healthy(STORE, 60)
         tmp = tmp_path_factory.mktemp("state")
         subprocess.run(["docker", "cp", f"{STORE}:/etc/versitygw/tls/cert.pem", str(tmp / "store-ca.pem")],
                        capture_output=True, check=True)
@@ -118,9 +107,7 @@ def state_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 
 @pytest.fixture(scope="module")
 def project(state_backend: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    work = tmp_path_factory.mktemp("checkout")
-    settings = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    (work / "Pulumi.yaml").write_text(yaml.safe_dump({**settings, "main": os.path.relpath(ROOT, work)}))
+    work = program_work_dir(tmp_path_factory.mktemp("checkout"))
     (work / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(
         {"config": {f"{PROJECT}:{k}": v for k, v in CONFIG.items()}}, sort_keys=False))
     live = Project(work, {**os.environ, **state_backend})

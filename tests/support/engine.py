@@ -45,7 +45,8 @@ def engine_env(state_dir: Path) -> dict[str, str]:
     }
 
 
-def _work_dir(base: Path) -> Path:
+def program_work_dir(base: Path) -> Path:
+    """`base` made a project directory whose Pulumi.yaml runs this repository's program."""
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     project["main"] = os.path.relpath(ROOT, base)
     (base / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
@@ -69,7 +70,7 @@ def throwaway_stack(tmp: Path, name: str, config: Mapping[str, Any],
     program runs during destroy (it opens the port-forwards the PostgreSQL provider dials)."""
     state = tmp / "state"
     state.mkdir(parents=True, exist_ok=True)
-    work = _work_dir(tmp)
+    work = program_work_dir(tmp)
     workspace = auto.LocalWorkspace(work_dir=str(work), env_vars=engine_env(state))
     stack = auto.Stack.create(f"{name}-{secrets.token_hex(3)}", workspace)
     values = config_values(config)
