@@ -28,7 +28,7 @@ from policies import PACK_DIR
 
 from . import digest
 from .github import GitHubError, PullRequest, append_job_summary
-from .report import blocking, render
+from .report import assess
 from .touched import touched_since
 
 
@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stacks = args.stack or [_selected_stack(args.cwd)]
     ensure_stacks(stacks, args.cwd)
     previews = [preview_stack(stack, args.cwd, packs) for stack in stacks]
-    body = render(previews, args.allow_data_loss)
+    assessment = assess(previews, args.allow_data_loss)
+    body = assessment.body
     print(body, end="")
     if args.output:
         args.output.write_text(body)
@@ -111,8 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except GitHubError as failure:
             print(f"pgfleet-preview: {failure}", file=sys.stderr)
             return 2
-    reasons = blocking(previews, args.allow_data_loss)
-    for reason in reasons:
+    for reason in assessment.reasons:
         print(f"pgfleet-preview: {reason}", file=sys.stderr)
-    return 1 if reasons else 0
+    return 1 if assessment.reasons else 0
 

@@ -45,7 +45,7 @@ class Preview:
     errors: list[str] = field(default_factory=list)
 
     @property
-    def changes(self) -> list[Step]:
+    def changing_steps(self) -> list[Step]:
         return [s for s in self.steps if s.op not in QUIET_OPS]
 
 

@@ -5,7 +5,7 @@ a comment to the same body."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .digest import Preview, Step, name_of, type_of
@@ -74,7 +74,7 @@ def _group(urn: str, parents: dict[str, str | None]) -> str:
 
 def changes(preview: Preview) -> list[Change]:
     by_urn: dict[str, list[Step]] = defaultdict(list)
-    for step in preview.changes:
+    for step in preview.changing_steps:
         by_urn[step.urn].append(step)
     found = []
     for urn, steps in by_urn.items():
@@ -88,10 +88,9 @@ def _rank(op: str) -> int:
     return OP_ORDER.index(op) if op in OP_ORDER else len(OP_ORDER)
 
 
-def blocking(previews: Iterable[Preview], allow_data_loss: bool) -> list[str]:
-    """Why the pull request must not merge as it is; empty when it may."""
+def _blocking(assessed: Sequence[tuple[Preview, list[Change]]], allow_data_loss: bool) -> list[str]:
     reasons = []
-    for preview in previews:
+    for preview, found in assessed:
         if preview.errors:
             reasons.append(f"{preview.stack}: the preview failed")
         for v in preview.violations:
@@ -99,7 +98,7 @@ def blocking(previews: Iterable[Preview], allow_data_loss: bool) -> list[str]:
                 reasons.append(f"{preview.stack}: policy {v.policy} is violated")
         if not allow_data_loss:
             reasons += [f"{preview.stack}: {c.op} of {DATA_TYPES[c.type]} {c.name} loses data"
-                        for c in changes(preview) if c.loses_data]
+                        for c in found if c.loses_data]
     return reasons
 
 
@@ -116,8 +115,7 @@ def _counts(found: Sequence[Change]) -> str:
     return ", ".join(f"{counted[op]} to {op}" for op in sorted(counted, key=_rank))
 
 
-def _stack_section(preview: Preview, allow_data_loss: bool) -> list[str]:
-    found = changes(preview)
+def _stack_section(preview: Preview, found: Sequence[Change], allow_data_loss: bool) -> list[str]:
     lines = [f"## Stack {_code(preview.stack)}: {_counts(found)}", ""]
     if preview.errors:
         lines += ["> [!CAUTION]", "> **The preview failed:**"]
@@ -149,14 +147,32 @@ def _stack_section(preview: Preview, allow_data_loss: bool) -> list[str]:
     return lines
 
 
-def render(previews: Sequence[Preview], allow_data_loss: bool = False) -> str:
-    """The report of every stack's preview, as one Markdown document."""
+@dataclass(frozen=True)
+class Assessment:
+    """The report of a pull request's previews, and why it must not merge (empty when it may)."""
+    body: str
+    reasons: list[str]
+
+
+def assess(previews: Sequence[Preview], allow_data_loss: bool = False) -> Assessment:
+    """Every stack's changes, worked out once, as one Markdown document and the check's verdict."""
+    assessed = [(p, changes(p)) for p in previews]
+    reasons = _blocking(assessed, allow_data_loss)
     lines = [MARKER, "# pgfleet preview", ""]
-    reasons = blocking(previews, allow_data_loss)
     if reasons:
         lines += ["**Not mergeable as it is:**", *[f"- {r}" for r in reasons], ""]
-    elif allow_data_loss and any(c.loses_data for p in previews for c in changes(p)):
+    elif allow_data_loss and any(c.loses_data for _, found in assessed for c in found):
         lines += ["**Mergeable: the data loss below is allowed by the PR's override.**", ""]
-    for preview in sorted(previews, key=lambda p: p.stack):
-        lines += _stack_section(preview, allow_data_loss)
-    return "\n".join(lines).rstrip() + "\n"
+    for preview, found in sorted(assessed, key=lambda pair: pair[0].stack):
+        lines += _stack_section(preview, found, allow_data_loss)
+    return Assessment("\n".join(lines).rstrip() + "\n", reasons)
+
+
+def render(previews: Sequence[Preview], allow_data_loss: bool = False) -> str:
+    """The report of every stack's preview, as one Markdown document."""
+    return assess(previews, allow_data_loss).body
+
+
+def blocking(previews: Sequence[Preview], allow_data_loss: bool) -> list[str]:
+    """Why the pull request must not merge as it is; empty when it may."""
+    return assess(previews, allow_data_loss).reasons
