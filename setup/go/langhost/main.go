@@ -314,6 +314,18 @@ func (h *host) GetRequiredPackages(ctx context.Context, req *pulumirpc.GetRequir
 	return &pulumirpc.GetRequiredPackagesResponse{Packages: pkgs}, nil
 }
 
+// interruptOnCancel makes the end of cmd's context an interrupt (Python's KeyboardInterrupt, so
+// the process can clean up), then a kill if it has not exited 5 s later.
+func interruptOnCancel(cmd *exec.Cmd) {
+	cmd.Cancel = func() error {
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			return cmd.Process.Kill()
+		}
+		return nil
+	}
+	cmd.WaitDelay = 5 * time.Second
+}
+
 func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
 	if h.engine == "" {
 		return nil, errors.New("no engine address: Handshake must precede Run")
@@ -362,13 +374,7 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	if err != nil {
 		return nil, err
 	}
-	cmd.Cancel = func() error {
-		if err := cmd.Process.Signal(os.Interrupt); err != nil {
-			return cmd.Process.Kill()
-		}
-		return nil
-	}
-	cmd.WaitDelay = 5 * time.Second
+	interruptOnCancel(cmd)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	env := cmd.Env
 	if env == nil {
@@ -447,14 +453,8 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.Langu
 	if err != nil {
 		return err
 	}
-	// The engine ends a plugin by cancelling the stream: give it the interrupt Run gives a program.
-	cmd.Cancel = func() error {
-		if err := cmd.Process.Signal(os.Interrupt); err != nil {
-			return cmd.Process.Kill()
-		}
-		return nil
-	}
-	cmd.WaitDelay = 5 * time.Second
+	// The engine ends a plugin by cancelling the stream: it is interrupted as a program is.
+	interruptOnCancel(cmd)
 	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
 	if err != nil {
 		return err
