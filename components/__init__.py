@@ -1,13 +1,16 @@
 """Pulumi components for PostgreSQL per microservice: servers, isolated databases, Vault
-AppRoles, backups and a shared Redis, on Docker or Kubernetes through one platform seam."""
+AppRoles, backups, a certificate authority and a shared Redis, on Docker or Kubernetes through
+one platform seam."""
 from .backup_bucket import BackupBucket, BackupBucketArgs
-from .isolated_database import DRIVER_SCHEMES, IsolatedDatabase, IsolatedDatabaseArgs
+from .certificate_authority import CertificateAuthority, CertificateAuthorityArgs, ServerCertificate
+from .isolated_database import DRIVER_SCHEMES, IsolatedDatabase, IsolatedDatabaseArgs, tls_query
 from .redis_cache import RedisCache, RedisCacheArgs
-from .shared_server import PoolerArgs, ServerConnection, SharedServer, SharedServerArgs
+from .shared_server import PoolerArgs, ServerConnection, ServerTlsArgs, SharedServer, SharedServerArgs
 from .vault_app_role import VaultAppRole, VaultAppRoleArgs
 
 __all__ = [
-    "BackupBucket", "BackupBucketArgs", "DRIVER_SCHEMES", "IsolatedDatabase", "IsolatedDatabaseArgs",
-    "PoolerArgs", "RedisCache", "RedisCacheArgs", "ServerConnection", "SharedServer", "SharedServerArgs",
-    "VaultAppRole", "VaultAppRoleArgs",
+    "BackupBucket", "BackupBucketArgs", "CertificateAuthority", "CertificateAuthorityArgs", "DRIVER_SCHEMES",
+    "IsolatedDatabase", "IsolatedDatabaseArgs", "PoolerArgs", "RedisCache", "RedisCacheArgs", "ServerCertificate",
+    "ServerConnection", "ServerTlsArgs", "SharedServer", "SharedServerArgs", "VaultAppRole", "VaultAppRoleArgs",
+    "tls_query",
 ]

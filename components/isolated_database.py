@@ -12,6 +12,9 @@ from .shared_server import ServerConnection
 #: URL schemes the seeds' drivers use: libpq/node-postgres/Prisma, SQLAlchemy+asyncpg, SQLAlchemy+psycopg3.
 DRIVER_SCHEMES: tuple[str, ...] = ("postgresql", "postgresql+asyncpg", "postgresql+psycopg")
 
+#: Where a service finds the stack's CA certificate by default (URLs name it for libpq).
+DEFAULT_CA_PATH = "/etc/pgfleet/ca.crt"
+
 _APP_TABLE_PRIVILEGES = ["SELECT", "INSERT", "UPDATE", "DELETE"]
 _APP_SEQUENCE_PRIVILEGES = ["USAGE", "SELECT", "UPDATE"]
 
@@ -33,12 +36,31 @@ class IsolatedDatabaseArgs:
     migrator_connection_limit: int = 5
     protect: bool = False
     """Protect the database from deletion (dropping it loses its data even where volumes are kept)."""
+    ca_path: str = DEFAULT_CA_PATH
+    """Where the service finds the stack's CA certificate: the URLs verify the server against it
+    when the server serves TLS."""
+    local_ca_path: str | None = None
+    """The same for `local_url` (a file on the developer's machine)."""
+
+
+def tls_query(scheme: str, ca_path: str) -> str:
+    """What a URL of `scheme` needs to ask for TLS and verify the server (its certificate chains
+    to the CA at `ca_path`, and it names the URL's host).
+
+    libpq and everything built on it (psycopg, SQLAlchemy's `+psycopg`, node-postgres, pgx) read
+    `sslmode=verify-full&sslrootcert=<file>`. SQLAlchemy's `+asyncpg` hands the query to
+    `asyncpg.connect()` as arguments, which takes `ssl` but no root-certificate argument:
+    asyncpg reads the CA from `PGSSLROOTCERT` (each service's Vault path holds it)."""
+    if scheme == "postgresql+asyncpg":
+        return "ssl=verify-full"
+    return f"sslmode=verify-full&sslrootcert={ca_path}"
 
 
 def _url(scheme: str, user: pulumi.Input[str], password: pulumi.Input[str], host: pulumi.Input[str],
-         port: int, database: pulumi.Input[str]) -> pulumi.Output[str]:
+         port: int, database: pulumi.Input[str], ca_path: str | None = None) -> pulumi.Output[str]:
+    query = f"?{tls_query(scheme, ca_path)}" if ca_path else ""
     return pulumi.Output.secret(
-        pulumi.Output.concat(scheme, "://", user, ":", password, "@", host, ":", str(port), "/", database)
+        pulumi.Output.concat(scheme, "://", user, ":", password, "@", host, ":", str(port), "/", database, query)
     )
 
 
@@ -153,20 +175,24 @@ class IsolatedDatabase(pulumi.ComponentResource):
         self.readonly_password = readonly_password
         # URLs resolve only after the grants exist: a URL that is handed out must work.
         db = pulumi.Output.all(database.name, *(r.id for r in access)).apply(lambda values: values[0])
-        self.urls = {s: _url(s, app.name, app_password, server.host, server.port, db) for s in DRIVER_SCHEMES}
+        ca = args.ca_path if server.tls else None
+        self.ca_path = ca
+        self.urls = {s: _url(s, app.name, app_password, server.host, server.port, db, ca) for s in DRIVER_SCHEMES}
         self.read_urls = {
-            s: _url(s, readonly.name, readonly_password, server.read_host, server.read_port, db) for s in DRIVER_SCHEMES
+            s: _url(s, readonly.name, readonly_password, server.read_host, server.read_port, db, ca)
+            for s in DRIVER_SCHEMES
         }
         self.url = self.urls["postgresql"]
         self.read_url = self.read_urls["postgresql"]
-        self.migration_url = _url("postgresql", migrator.name, migrator_password, server.host, server.port, db)
+        self.migration_url = _url("postgresql", migrator.name, migrator_password, server.host, server.port, db, ca)
         self.pooled_url = (
-            _url("postgresql", app.name, app_password, server.pooler_host, server.pooler_port, db)
+            _url("postgresql", app.name, app_password, server.pooler_host, server.pooler_port, db, ca)
             if server.pooler_host is not None and server.pooler_port is not None
             else None
         )
         self.local_url = (
-            _url("postgresql", app.name, app_password, server.local_host, server.local_port, db)
+            _url("postgresql", app.name, app_password, server.local_host, server.local_port, db,
+                 args.local_ca_path if server.tls else None)
             if server.local_host is not None and server.local_port is not None
             else None
         )
@@ -199,4 +225,7 @@ class IsolatedDatabase(pulumi.ComponentResource):
         }
         if self.pooled_url is not None:
             values["DATABASE_POOLED_URL"] = self.pooled_url
+        if self.ca_path is not None:
+            # asyncpg (and any libpq client given a URL without it) finds the CA here
+            values["PGSSLROOTCERT"] = pulumi.Output.from_input(self.ca_path)
         return values

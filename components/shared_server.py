@@ -1,6 +1,7 @@
 """SharedServer: one PostgreSQL server that hosts many isolated databases."""
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,10 +11,32 @@ import pulumi_postgresql as postgresql
 
 from ._passwords import generated_password
 from .backup_bucket import BackupBucket
-from .platform import DataVolume, HealthCheck, Platform, PortSpec, ProcessSpec, RunningProcess, dns_name
+from .certificate_authority import CertificateAuthority
+from .platform import DataVolume, FileSetRef, HealthCheck, Platform, PortSpec, ProcessSpec, RunningProcess, dns_name
 
 POSTGRES_PORT = 5432
 PGDATA = "/var/lib/postgresql/data/pgdata"
+#: Where the server's processes (and its jobs) mount its TLS files.
+TLS_DIR = "/etc/pgfleet/tls"
+TLS_CA = f"{TLS_DIR}/ca.crt"
+#: libpq's settings for a connection that verifies the server against the stack's CA.
+VERIFY_FULL = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": TLS_CA}
+
+
+@dataclass
+class ServerTlsArgs:
+    """TLS on every connection from the network, with a certificate from the stack's CA."""
+
+    authority: CertificateAuthority
+    cert_ttl_s: int = 30 * 24 * 3600
+    renew_before_s: int = 7 * 24 * 3600
+    """`pulumi up` issues a new certificate once fewer seconds than this are left; the
+    server re-reads it without a restart."""
+    required: bool = True
+    """Network connections must use TLS (`hostssl`); loopback inside the server's own
+    container or pod stays open (health checks, `kubectl exec`, a port-forward)."""
+    rotation: str = ""
+    """A new value renews the certificate at the next `pulumi up`."""
 
 
 @dataclass
@@ -62,6 +85,8 @@ class SharedServerArgs:
     host_name: str | None = None
     """The host name the server goes by (container, Service): the component's name as a DNS
     label when None. Its replicas, pooler and exporter take it with -read, -pooler, -metrics."""
+    tls: ServerTlsArgs | None = None
+    """Serve TLS (primary, replicas, PgBouncer on both sides); plain TCP when None."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +107,8 @@ class ServerConnection:
     keeps_data: bool = False
     """The server's data outlives the stack: databases and roles made on it are kept (Pulumi
     forgets them) when the stack no longer declares them, instead of dropped with their rows."""
+    tls: bool = False
+    """The server serves TLS with a certificate from the stack's CA: URLs verify it."""
 
 
 def _settings_args(settings: Mapping[str, str]) -> list[str]:
@@ -97,12 +124,44 @@ def _pg_isready(user: str) -> HealthCheck:
     return HealthCheck(command=["pg_isready", "-h", "127.0.0.1", "-p", str(POSTGRES_PORT), "-U", user, "-d", "postgres"])
 
 
+def _pg_hba(tls_required: bool) -> str:
+    """Client authentication, as a file the server re-reads on reload: TLS-only from the network
+    when required; loopback (the container's own health checks and tools) stays open."""
+    network = "hostssl" if tls_required else "host"
+    return "\n".join([
+        "# pgfleet: written by the stack (tls.require); the server re-reads it when it changes",
+        "local all all trust",
+        "local replication all trust",
+        "host all all 127.0.0.1/32 scram-sha-256",
+        "host all all ::1/128 scram-sha-256",
+        "host replication all 127.0.0.1/32 scram-sha-256",
+        f"{network} all all all scram-sha-256",
+        f"{network} replication all all scram-sha-256",
+        "",
+    ])
+
+
+def _tls_settings() -> dict[str, str]:
+    return {
+        "ssl": "on",
+        "ssl_cert_file": f"{TLS_DIR}/tls.crt",
+        "ssl_key_file": f"{TLS_DIR}/tls.key",
+        "ssl_min_protocol_version": "TLSv1.2",
+        "hba_file": f"{TLS_DIR}/pg_hba.conf",
+    }
+
+
+def _reload_watch(tls: FileSetRef | None) -> dict[str, str]:
+    """The image's watcher re-reads rotated certificates (SIGHUP) when this names their folder."""
+    return {"PGFLEET_RELOAD_WATCH": TLS_DIR} if tls else {}
+
+
 #: Where the postgres image keeps the shell functions that turn `<NAME>_FILE` secrets into the
 #: files programs read.
 SECRETS_LIBRARY = "/usr/local/lib/pgfleet/secrets.sh"
 
 
-def _replica_script(primary: str, settings: Sequence[str]) -> str:
+def _replica_script(primary: str, settings: Sequence[str], tls: bool) -> str:
     # A replica clones the primary once (pg_basebackup -R writes standby.signal and the
     # connection), then runs as a hot standby.
     return "\n".join([
@@ -115,20 +174,27 @@ def _replica_script(primary: str, settings: Sequence[str]) -> str:
         # fsGroup), so PGDATA is made the server's first, and then root is dropped.
         'if [ "$(id -u)" = 0 ]; then',
         '  mkdir -p "$PGDATA" && chown postgres:postgres "$(dirname "$PGDATA")" "$PGDATA" && chmod 700 "$PGDATA"',
+        # a clone made by an image whose postgres user had another uid
+        '  find "$PGDATA" \\! -user postgres -exec chown postgres:postgres {} +',
         "  secrets_own postgres",
-        '  exec setpriv --reuid=postgres --regid=postgres --init-groups bash -c "$BASH_EXECUTION_STRING"',
+        # its own HOME: libpq looks there for client certificates (and finds root's unreadable)
+        '  HOME=/var/lib/postgresql exec setpriv --reuid=postgres --regid=postgres --init-groups bash -c "$BASH_EXECUTION_STRING"',
         "fi",
         "secrets_render",
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
         f"  until pg_isready -h {primary} -p {POSTGRES_PORT}; do sleep 1; done",
-        f'  pg_basebackup -h {primary} -p {POSTGRES_PORT} -U "$REPLICATION_USER" -D "$PGDATA" -X stream --checkpoint=fast',
+        f'  {"PGSSLMODE=verify-full PGSSLROOTCERT=" + TLS_CA + " " if tls else ""}pg_basebackup -h {primary} -p {POSTGRES_PORT} -U "$REPLICATION_USER" -D "$PGDATA" -X stream --checkpoint=fast',
         '  touch "$PGDATA/standby.signal"',
         '  chmod 700 "$PGDATA"',
         "fi",
+        # Rotated certificates are re-read without a restart, as on the primary.
+        *(['pgfleet-reload-on-change "$PGFLEET_RELOAD_WATCH" $$ &'] if tls else []),
         # The connection is given at every start, its password from PGPASSFILE (or PGPASSWORD,
         # which the WAL receiver's libpq reads as well): a rotated password needs no re-clone.
+        # With TLS the standby verifies the primary against the stack's CA.
         f'exec postgres -D "$PGDATA" -c hot_standby=on'
-        f' -c "primary_conninfo=host={primary} port={POSTGRES_PORT} user=$REPLICATION_USER" {shlex.join(settings)}',
+        f' -c "primary_conninfo=host={primary} port={POSTGRES_PORT} user=$REPLICATION_USER'
+        f'{f" sslmode=verify-full sslrootcert={TLS_CA}" if tls else ""}" {shlex.join(settings)}',
     ])
 
 
@@ -175,8 +241,14 @@ class SharedServer(pulumi.ComponentResource):
         wiring = args.backup.wiring(host, PGDATA) if args.backup else None
         if wiring:
             settings |= wiring.settings
+        self.certificate_serial: pulumi.Output[str] | None = None
+        self._tls_required = bool(args.tls and args.tls.required)
+        self._tls = self._tls_files(name, args) if args.tls else None
+        if self._tls:
+            settings |= _tls_settings()
         settings |= dict(args.settings)
         postgres_args = _settings_args(settings)
+        tls_mounts = [(self._tls, TLS_DIR)] if self._tls else []
 
         primary = platform.run(
             ProcessSpec(
@@ -187,10 +259,12 @@ class SharedServer(pulumi.ComponentResource):
                 image=args.image,
                 ports=[PortSpec("postgres", POSTGRES_PORT, args.host_port)],
                 args=postgres_args,
-                env={"POSTGRES_USER": args.admin_username, "PGDATA": PGDATA, **(wiring.env if wiring else {})},
+                env={"POSTGRES_USER": args.admin_username, "PGDATA": PGDATA, **(wiring.env if wiring else {}),
+                     **_reload_watch(self._tls)},
                 secret_env={"POSTGRES_PASSWORD": self.admin_password, **(wiring.secret_env if wiring else {})},
                 data=DataVolume("/var/lib/postgresql/data", args.storage, retain=protect),
                 mounts=wiring.mounts if wiring else (),
+                file_sets=tls_mounts,
                 health=_pg_isready(args.admin_username),
                 clients=args.clients,
                 cpu=args.cpu,
@@ -213,7 +287,9 @@ class SharedServer(pulumi.ComponentResource):
             username=args.admin_username,
             password=self.admin_password,
             database="postgres",
-            sslmode="disable",
+            # Encrypted whenever the server serves TLS. Not verified: the program's own link ends on
+            # this machine (a port bound to 127.0.0.1, or a port-forward through the API server).
+            sslmode="require" if self._tls else "disable",
             superuser=True,
             connect_timeout=30,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(primary.resources)),
@@ -236,6 +312,8 @@ class SharedServer(pulumi.ComponentResource):
                 self._key, host, args.backup_image or args.image, primary, PGDATA,
                 args.admin_username, self.admin_password, args.databases,
             ):
+                if self._tls:  # the jobs reach the server over the network: they verify it
+                    job = dataclasses.replace(job, env={**job.env, **VERIFY_FULL}, file_sets=tls_mounts)
                 platform.schedule(job, pulumi.ResourceOptions(parent=self, depends_on=list(primary.resources)))
 
         self.connection = ServerConnection(
@@ -251,6 +329,7 @@ class SharedServer(pulumi.ComponentResource):
             pooler_host=self.pooler_host,
             pooler_port=6432 if args.pooler else None,
             keeps_data=platform.keeps_data,
+            tls=self._tls is not None,
         )
         self.register_outputs({
             "host": self.host,
@@ -258,7 +337,38 @@ class SharedServer(pulumi.ComponentResource):
             "pooler_host": self.pooler_host,
             "admin_username": self.admin_username,
             "admin_password": self.admin_password,
+            "certificate_serial": self.certificate_serial,
         })
+
+    def _tls_files(self, name: str, args: SharedServerArgs) -> FileSetRef:
+        """The server's certificate (every name its primary, replicas and pooler go by) with the
+        CA and pg_hba.conf, as files its processes mount: a renewed certificate reaches them in
+        place and they reload it."""
+        tls = args.tls
+        assert tls is not None
+        platform = args.platform
+        names = platform.host_names(self._host, 1)
+        if args.replicas > 0:
+            names += platform.host_names(f"{self._host}-read", args.replicas)
+        if args.pooler:
+            names += platform.host_names(f"{self._host}-pooler", 1)
+        certificate = tls.authority.issue(
+            f"{name}-certificate", [*names, "localhost"], ["127.0.0.1", "::1"], tls.cert_ttl_s, tls.renew_before_s,
+            tls.rotation, pulumi.ResourceOptions(parent=self),
+        )
+        self.certificate_serial = certificate.serial_number
+        return platform.file_set(
+            f"{self._key}-tls",
+            {
+                "ca.crt": tls.authority.ca_certificate,
+                "tls.crt": certificate.certificate,
+                "tls.key": certificate.private_key,
+                "pg_hba.conf": _pg_hba(tls.required),
+            },
+            private=["tls.key"],
+            image=args.image,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _login_role(self, name: str, role: str, opts: pulumi.ResourceOptions,
                     **extra: object) -> tuple[postgresql.Role, pulumi.Output[str]]:
@@ -271,7 +381,7 @@ class SharedServer(pulumi.ComponentResource):
                   child: pulumi.ResourceOptions, settings: Mapping[str, str], protect: bool) -> RunningProcess:
         role, password = self._login_role(name, "replicator", admin, replication=True)
         replica_settings = {k: v for k, v in settings.items() if not k.startswith("archive_")}
-        script = _replica_script(self._host, _settings_args(replica_settings))
+        script = _replica_script(self._host, _settings_args(replica_settings), self._tls is not None)
         return args.platform.run(
             ProcessSpec(
                 name=f"{self._key}-read",
@@ -282,9 +392,10 @@ class SharedServer(pulumi.ComponentResource):
                 ports=[PortSpec("postgres", POSTGRES_PORT, args.read_host_port)],
                 command=["bash", "-c"],
                 args=[script],
-                env={"PGDATA": PGDATA, "REPLICATION_USER": role.name},
+                env={"PGDATA": PGDATA, "REPLICATION_USER": role.name, **_reload_watch(self._tls)},
                 secret_env={"PGPASSWORD": password},
                 data=DataVolume("/var/lib/postgresql/data", args.storage, retain=protect),
+                file_sets=[(self._tls, TLS_DIR)] if self._tls else (),
                 health=_pg_isready(args.admin_username),
                 clients=args.clients,
                 instances=args.replicas,
@@ -307,6 +418,7 @@ class SharedServer(pulumi.ComponentResource):
             f"auth_user = {args.admin_username}\n",
             f"pool_mode = {pooler.pool_mode}\ndefault_pool_size = {pooler.default_pool_size}\n",
             f"max_client_conn = {pooler.max_client_conn}\nignore_startup_parameters = extra_float_digits,options\n",
+            self._pooler_tls(),
         )
         userlist = pulumi.Output.concat('"', args.admin_username, '" "', self.admin_password, '"\n')
         return args.platform.run(
@@ -318,18 +430,33 @@ class SharedServer(pulumi.ComponentResource):
                 image=pooler.image,
                 ports=[PortSpec("pgbouncer", 6432, pooler.host_port)],
                 files={"/etc/pgbouncer/pgbouncer.ini": ini, "/etc/pgbouncer/userlist.txt": userlist},
+                env=_reload_watch(self._tls),
+                file_sets=[(self._tls, TLS_DIR)] if self._tls else (),
                 health=HealthCheck(command=["pg_isready", "-h", "127.0.0.1", "-p", "6432"]),
                 clients=args.clients,
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(primary.resources))),
         )
 
+    def _pooler_tls(self) -> str:
+        """PgBouncer's TLS: clients get the server's certificate (TLS-only when the server
+        requires it), and PgBouncer verifies the primary as any client does."""
+        if self._tls is None:
+            return ""
+        required = self._tls_required
+        return "".join([
+            f"client_tls_sslmode = {'require' if required else 'prefer'}\n",
+            f"client_tls_cert_file = {TLS_DIR}/tls.crt\nclient_tls_key_file = {TLS_DIR}/tls.key\n",
+            f"server_tls_sslmode = verify-full\nserver_tls_ca_file = {TLS_CA}\n",
+        ])
+
     def _exporter(self, name: str, args: SharedServerArgs, primary: RunningProcess,
                   admin: pulumi.ResourceOptions, child: pulumi.ResourceOptions) -> RunningProcess:
         role, password = self._login_role(name, "monitor", admin, roles=["pg_monitor"])
         # The exporter's own split form: only the password is secret, and the exporter reads it
         # from a file (DATA_SOURCE_PASS_FILE on Docker) or the env (a secretKeyRef on Kubernetes).
-        uri = pulumi.Output.concat(primary.host, f":{POSTGRES_PORT}/postgres?sslmode=disable")
+        tls = f"sslmode=verify-full&sslrootcert={TLS_CA}" if self._tls else "sslmode=disable"
+        uri = pulumi.Output.concat(primary.host, f":{POSTGRES_PORT}/postgres?{tls}")
         return args.platform.run(
             ProcessSpec(
                 name=f"{self._key}-metrics",
@@ -340,6 +467,7 @@ class SharedServer(pulumi.ComponentResource):
                 ports=[PortSpec("metrics", 9187, args.exporter_host_port, restricted=False)],
                 env={"DATA_SOURCE_URI": uri, "DATA_SOURCE_USER": role.name},
                 secret_env={"DATA_SOURCE_PASS": password},
+                file_sets=[(self._tls, TLS_DIR)] if self._tls else (),
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role])),
         )

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_random as random
@@ -11,11 +12,14 @@ import pulumi_vault as vault
 from components import (
     BackupBucket,
     BackupBucketArgs,
+    CertificateAuthority,
+    CertificateAuthorityArgs,
     IsolatedDatabase,
     IsolatedDatabaseArgs,
     PoolerArgs,
     RedisCache,
     RedisCacheArgs,
+    ServerTlsArgs,
     SharedServer,
     SharedServerArgs,
     VaultAppRole,
@@ -41,6 +45,11 @@ class Deployment:
     redis: RedisCache | None = None
     vault_address: pulumi.Output[str] | None = None
     vault_root_token: pulumi.Output[str] | None = None
+    authority: CertificateAuthority | None = None
+    ca_secret: pulumi.Output[str] | None = None
+    """Kubernetes: '<namespace>/<name>' of the Secret that holds the CA for the service pods."""
+    local_ca_path: str | None = None
+    """Docker: the file on this machine that `local_url` names for the CA."""
 
 
 def check_secrets(config: StackConfig, secrets: Mapping[str, object]) -> None:
@@ -99,9 +108,27 @@ def _vault_provider(stack: str, config: StackConfig, platform: Platform,
                           opts=pulumi.ResourceOptions(depends_on=list(server.resources)))
 
 
+def _authority(stack: str, config: StackConfig, opts: pulumi.ResourceOptions) -> CertificateAuthority | None:
+    tls = config.tls
+    if not tls.enabled:
+        return None
+    return CertificateAuthority(
+        f"{stack}-ca",
+        CertificateAuthorityArgs(
+            mount_path=tls.pki_mount,
+            common_name=f"{stack} {pulumi.get_stack()} CA",
+            ca_ttl_s=duration_s(tls.ca_ttl),
+            max_cert_ttl_s=duration_s(tls.cert_ttl),
+        ),
+        opts,
+    )
+
+
 def _server_args(config: StackConfig, platform: Platform, name: str, settings: ServerSettings,
-                 services: list, backup: BackupBucket | None) -> SharedServerArgs:
+                 services: list, backup: BackupBucket | None,
+                 authority: CertificateAuthority | None) -> SharedServerArgs:
     images = config.images
+    tls = config.tls
     return SharedServerArgs(
         platform=platform,
         image=images.postgres,
@@ -129,6 +156,13 @@ def _server_args(config: StackConfig, platform: Platform, name: str, settings: S
         backup_image=images.backup if backup else None,
         cpu=settings.cpu,
         memory=settings.memory,
+        tls=ServerTlsArgs(
+            authority=authority,
+            cert_ttl_s=duration_s(tls.cert_ttl),
+            renew_before_s=duration_s(tls.renew_before),
+            required=tls.require,
+            rotation=tls.rotation,
+        ) if authority else None,
     )
 
 
@@ -162,6 +196,12 @@ def _backup(stack: str, config: StackConfig, platform: Platform,
     )
 
 
+def local_ca_path(config: StackConfig) -> str:
+    """Where a Docker stack writes its CA for `local_url` on this machine."""
+    default = Path.home() / ".pgfleet" / pulumi.get_project() / pulumi.get_stack() / "ca.crt"
+    return config.tls.local_ca_path or str(default)
+
+
 def build(stack: str, config: StackConfig, platform: Platform,
           secrets: Mapping[str, pulumi.Output[str]]) -> Deployment:
     """Create every resource the config describes and export what services need.
@@ -173,6 +213,13 @@ def build(stack: str, config: StackConfig, platform: Platform,
     kv = vault.Mount(f"{stack}-kv", path=config.vault.kv_mount, type="kv", options={"version": "2"},
                      description="Per-service credentials written by pgfleet", opts=with_vault)
     approle = vault.AuthBackend(f"{stack}-approle", type="approle", path=config.vault.approle_path, opts=with_vault)
+    authority = deployment.authority = _authority(stack, config, with_vault)
+    if authority is not None and platform.kind == "docker":
+        deployment.local_ca_path = local_ca_path(config)
+    if authority is not None and platform.kind == "kubernetes":
+        # The CA beside each service's credentials, for its pods to mount at tls.ca_path.
+        deployment.ca_secret = platform.store_secret(
+            f"{stack}-ca", {"ca.crt": authority.ca_certificate}, pulumi.ResourceOptions())
 
     deployment.backup = _backup(stack, config, platform, secrets)
     redis_services = [(s.name, s.redis.db) for s in config.services if s.redis is not None]
@@ -194,7 +241,7 @@ def build(stack: str, config: StackConfig, platform: Platform,
 
     for name, settings, services in config.resolved_servers():
         deployment.servers[name] = SharedServer(
-            name, _server_args(config, platform, name, settings, services, deployment.backup)
+            name, _server_args(config, platform, name, settings, services, deployment.backup, authority)
         )
 
     for service in config.services:
@@ -211,10 +258,14 @@ def build(stack: str, config: StackConfig, platform: Platform,
                 statement_timeout_ms=duration_ms(service.statement_timeout),
                 idle_in_transaction_timeout_ms=duration_ms(service.idle_in_transaction_timeout),
                 protect=config.protect_stateful,
+                ca_path=config.tls.ca_path,
+                local_ca_path=deployment.local_ca_path,
             ),
         )
         deployment.databases[service.name] = database
         values = database.credentials()
+        if authority is not None:
+            values["DATABASE_CA_CERT"] = authority.ca_certificate
         if deployment.redis is not None and service.name in deployment.redis.urls:
             values["REDIS_URL"] = deployment.redis.urls[service.name]
         deployment.approles[service.name] = VaultAppRole(

@@ -27,6 +27,8 @@ SERVER_ADMIN_PASSWORDS = "server_admin_passwords"
 #: Plain: where the stack runs and the names of each server's objects there (pgfleet-restore
 #: finds a stack's servers and backup jobs from it, so no operator flag can point elsewhere).
 PLATFORM = "platform"
+#: Plain: the stack's CA certificate and where clients find it (TLS on, required).
+TLS = "tls"
 
 
 def export(config: StackConfig, deployment: Deployment) -> None:
@@ -83,9 +85,18 @@ def export(config: StackConfig, deployment: Deployment) -> None:
             "local_port": server.connection.local_port,
             "local_read_port": server.connection.local_read_port,
             "admin_username": server.admin_username,
+            "certificate_serial": server.certificate_serial,
         }
         for name, server in deployment.servers.items()
     })
+    if deployment.authority is not None:
+        pulumi.export(TLS, {
+            "ca_certificate": deployment.authority.ca_certificate,
+            "required": config.tls.require,
+            "ca_path": config.tls.ca_path,
+            "ca_secret": deployment.ca_secret,
+            "local_ca_path": deployment.local_ca_path,
+        })
     pulumi.export(PLATFORM, platform_objects(config))
     pulumi.export(SERVER_ADMIN_PASSWORDS, pulumi.Output.secret(
         {name: server.admin_password for name, server in deployment.servers.items()}

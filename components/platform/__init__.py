@@ -5,9 +5,11 @@ does not import either provider SDK; import the one you need.
 """
 from .base import (
     ADMIN_LABEL,
+    FILE_SET_GROUP,
     SERVER_LABEL,
     DataMount,
     DataVolume,
+    FileSetRef,
     HealthCheck,
     JobSpec,
     Platform,
@@ -19,6 +21,7 @@ from .base import (
 )
 
 __all__ = [
-    "ADMIN_LABEL", "SERVER_LABEL", "DataMount", "DataVolume", "HealthCheck", "JobSpec", "Platform", "PortSpec",
+    "ADMIN_LABEL", "FILE_SET_GROUP", "SERVER_LABEL", "DataMount", "DataVolume", "FileSetRef", "HealthCheck", "JobSpec",
+    "Platform", "PortSpec",
     "ProcessSpec", "RunningProcess", "StorageRef", "dns_name",
 ]

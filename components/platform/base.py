@@ -61,6 +61,26 @@ class StorageRef:
     resource: pulumi.Resource
 
 
+@dataclass(frozen=True)
+class FileSetRef:
+    """Files created by `Platform.file_set` that processes and jobs mount read-only at a
+    directory and that may change while they run (certificates): the platform swaps them in
+    place, never restarting what mounts them."""
+
+    name: str
+    source: pulumi.Output[str]
+    """The platform's name for it: a Docker volume, a Kubernetes Secret."""
+    resources: Sequence[pulumi.Resource]
+    """What a process mounting the set must wait for: the files exist once these do."""
+    files: Sequence[str] = ()
+    private: Sequence[str] = ()
+    """Readable by `FILE_SET_GROUP` only (keys); the other files by all."""
+
+
+#: Group that may read a file set's private files: the postgres user's in pgfleet's images.
+FILE_SET_GROUP = 999
+
+
 @dataclass
 class ProcessSpec:
     """A long-running process: one container (or pod per instance)."""
@@ -82,6 +102,8 @@ class ProcessSpec:
     """Absolute path -> content, treated as secret (configs that embed passwords)."""
     data: DataVolume | None = None
     mounts: Sequence[tuple[StorageRef, str]] = ()
+    file_sets: Sequence[tuple[FileSetRef, str]] = ()
+    """File sets mounted read-only at directories."""
     health: HealthCheck | None = None
     clients: Sequence[Mapping[str, str]] = ()
     """Pod label selectors of the services allowed to reach the restricted ports."""
@@ -136,6 +158,7 @@ class JobSpec:
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     mounts: Sequence[tuple[StorageRef, str]] = ()
+    file_sets: Sequence[tuple[FileSetRef, str]] = ()
     data: DataMount | None = None
     near: RunningProcess | None = None
     """A process whose node the job must run on, because both mount a ReadWriteOnce claim (a
@@ -165,6 +188,19 @@ class Platform(Protocol):
     ) -> pulumi.Output[str] | None:
         """Put values where a service's pods can mount them; returns a reference, or None
         where the platform has no secret store (Docker: the stack exports them as secrets)."""
+        ...
+
+    def file_set(
+        self, name: str, files: Mapping[str, pulumi.Input[str]], private: Sequence[str], image: str,
+        opts: pulumi.ResourceOptions,
+    ) -> FileSetRef:
+        """Files (name -> content, kept secret in state) for processes to mount; `private` ones
+        are readable by `FILE_SET_GROUP` only, the rest by all. A change of content reaches the
+        running processes in place. `image` has a POSIX shell (Docker copies the files with it)."""
+        ...
+
+    def host_names(self, host: str, instances: int) -> list[str]:
+        """Every DNS name a process called `host` is reached by, for its TLS certificate."""
         ...
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from .base import JobSpec, ProcessSpec, RunningProcess, StorageRef, labels
+from .base import FILE_SET_GROUP, FileSetRef, JobSpec, ProcessSpec, RunningProcess, StorageRef, labels
 
 #: A job container's environment, for cron's jobs and for `docker exec` (restores).
 JOB_ENV = "/etc/pgfleet/job.env"
@@ -18,6 +18,10 @@ JOB_READY = "/run/pgfleet-job-ready"
 #: Where each secret_env value lands as a file; the container's env names only the path
 #: (`<NAME>_FILE`), so `docker inspect` shows no secret.
 SECRETS_DIR = "/run/pgfleet/secrets"
+#: Where a file set's writer container finds its uploads, and where it copies them.
+FILE_SET_UPLOADS = "/run/pgfleet/file-set"
+FILE_SET_VOLUME = "/file-set"
+FILE_SET_READY = "/run/pgfleet-file-set-ready"
 #: Uploads land as root; the image's entrypoint (root) gives each file to its service user
 #: before it drops privileges, so only that user (and root) can read it.
 SECRET_MODE = "0400"
@@ -59,6 +63,35 @@ def _docker_labels(values: Mapping[str, str]) -> list[docker.ContainerLabelArgs]
 def _volume_args(mounts: Sequence[tuple[StorageRef, str]]) -> list[docker.ContainerVolumeArgs]:
     """Named volumes mounted at paths."""
     return [docker.ContainerVolumeArgs(volume_name=ref.claim, container_path=path) for ref, path in mounts]
+
+
+def _file_set_volumes(file_sets: Sequence[tuple[FileSetRef, str]]) -> list[docker.ContainerVolumeArgs]:
+    return [docker.ContainerVolumeArgs(volume_name=ref.source, container_path=path, read_only=True)
+            for ref, path in file_sets]
+
+
+def _after_file_sets(opts: pulumi.ResourceOptions, file_sets: Sequence[tuple[FileSetRef, str]]) -> pulumi.ResourceOptions:
+    """A container starts once the files it mounts are written (its writer is healthy)."""
+    writers = [r for ref, _ in file_sets for r in ref.resources]
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=writers)) if writers else opts
+
+
+def _file_set_script(private: Sequence[str]) -> str:
+    # Each file is written beside its final name and renamed over it, so a reader never sees a
+    # half-written file; private ones become root:FILE_SET_GROUP 0640 (PostgreSQL accepts a key
+    # owned by root with group read), the rest 0644.
+    return "\n".join([
+        "set -eu",
+        f"for f in {FILE_SET_UPLOADS}/*; do",
+        '  n="$(basename "$f")"; mode=0644',
+        f'  case " {" ".join(private)} " in *" $n "*) mode=0640 ;; esac',
+        f'  install -o 0 -g {FILE_SET_GROUP} -m "$mode" "$f" "{FILE_SET_VOLUME}/.$n.new"',
+        f'  mv -f "{FILE_SET_VOLUME}/.$n.new" "{FILE_SET_VOLUME}/$n"',
+        "done",
+        f"touch {FILE_SET_READY}",
+        "trap 'exit 0' TERM INT",
+        "while :; do sleep 3600 & wait $!; done",
+    ])
 
 
 def _replace_in_place(opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
@@ -123,7 +156,7 @@ class DockerPlatform:
                 for p in spec.ports
                 if publish and p.host_port is not None
             ],
-            volumes=list(volumes) or None,
+            volumes=[*volumes, *_file_set_volumes(spec.file_sets)] or None,
             uploads=[
                 docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(content), permissions=SECRET_MODE)
                 for path, content in sorted(spec.files.items())
@@ -142,7 +175,7 @@ class DockerPlatform:
             # Wait for "healthy" so nothing downstream connects early (pulumi/pulumi#3166).
             wait=health is not None,
             wait_timeout=health.start_period_s + health.interval_s * health.retries + 60 if health else None,
-            opts=_replace_in_place(opts),
+            opts=_replace_in_place(_after_file_sets(opts, spec.file_sets)),
         )
 
     def run(self, spec: ProcessSpec, opts: pulumi.ResourceOptions) -> RunningProcess:
@@ -196,7 +229,7 @@ class DockerPlatform:
         mounts = list(job.mounts)
         if job.data is not None and job.data.process.data is not None:
             mounts.insert(0, (job.data.process.data, job.data.mount_path))
-        volumes = _volume_args(mounts)
+        volumes = [*_volume_args(mounts), *_file_set_volumes(job.file_sets)]
         return docker.Container(
             job.name,
             name=f"{self.settings.prefix}{job.name}",
@@ -224,7 +257,7 @@ class DockerPlatform:
                 ),
                 *secret_uploads,
             ],
-            opts=_replace_in_place(opts),
+            opts=_replace_in_place(_after_file_sets(opts, job.file_sets)),
         )
 
     def storage(self, name: str, size: str, retain: bool, opts: pulumi.ResourceOptions) -> StorageRef:
@@ -235,3 +268,42 @@ class DockerPlatform:
         self, name: str, data: Mapping[str, pulumi.Input[str]], opts: pulumi.ResourceOptions
     ) -> pulumi.Output[str] | None:
         return None
+
+    def file_set(
+        self, name: str, files: Mapping[str, pulumi.Input[str]], private: Sequence[str], image: str,
+        opts: pulumi.ResourceOptions,
+    ) -> FileSetRef:
+        # A volume the processes mount read-only, filled by a small writer container that holds
+        # the files as uploads. New content replaces only the writer, which rewrites the files in
+        # the volume; the processes mounting it keep running (they reload on their own).
+        volume = self._volume(f"{name}-volume", name, False, opts)
+        writer = docker.Container(
+            name,
+            name=f"{self.settings.prefix}{name}",
+            image=image,
+            entrypoints=["sh", "-c"],
+            command=[_file_set_script(private)],
+            network_mode="none",  # it only copies files
+            restart="unless-stopped",
+            must_run=True,
+            labels=_docker_labels({"app.kubernetes.io/name": "file-set", "app.kubernetes.io/instance": name,
+                                   "app.kubernetes.io/part-of": "pgfleet", **self.settings.extra_labels}),
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=FILE_SET_VOLUME)],
+            uploads=[
+                docker.ContainerUploadArgs(file=f"{FILE_SET_UPLOADS}/{file}", content=pulumi.Output.secret(content),
+                                           permissions=SECRET_MODE)
+                for file, content in sorted(files.items())
+            ],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", "test", "-f", FILE_SET_READY], interval="2s", timeout="2s", retries=3, start_period="30s",
+            ),
+            wait=True,
+            wait_timeout=120,
+            opts=_replace_in_place(opts),
+        )
+        return FileSetRef(name=name, source=volume.name, resources=[writer], files=sorted(files), private=tuple(private))
+
+    def host_names(self, host: str, instances: int) -> list[str]:
+        # The network alias every instance carries, and each instance's own name.
+        names = [host] if instances == 1 else [host, *(f"{host}-{i}" for i in range(instances))]
+        return [*names, *(f"{self.settings.prefix}{n}" for n in names if self.settings.prefix)]

@@ -11,7 +11,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import kube_forward
-from .base import ADMIN_LABEL, SERVER_LABEL, JobSpec, ProcessSpec, RunningProcess, StorageRef, labels
+from .base import (
+    ADMIN_LABEL, FILE_SET_GROUP, SERVER_LABEL, FileSetRef, JobSpec, ProcessSpec, RunningProcess, StorageRef, labels,
+)
 
 AdminAccess = Literal["auto", "forward", "direct"]
 
@@ -47,6 +49,17 @@ def _claim_mounts(claims: Sequence[tuple[StorageRef, str]]) -> tuple[list[dict[s
     volumes = [{"name": f"storage-{i}", "persistent_volume_claim": {"claim_name": ref.claim}}
                for i, (ref, _) in enumerate(claims)]
     mounts = [{"name": f"storage-{i}", "mount_path": path} for i, (_, path) in enumerate(claims)]
+    return volumes, mounts
+
+
+def _file_set_mounts(file_sets: Sequence[tuple[FileSetRef, str]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Pod volumes and container mounts for file sets (Secrets). Mounted whole, never by
+    subPath: the kubelet then swaps a changed Secret's files in place."""
+    volumes = [{"name": f"files-{i}", "secret": {
+        "secret_name": ref.source,
+        "items": [{"key": f, "path": f, "mode": 0o640 if f in ref.private else 0o644} for f in ref.files],
+    }} for i, (ref, _) in enumerate(file_sets)]
+    mounts = [{"name": f"files-{i}", "mount_path": path, "read_only": True} for i, (_, path) in enumerate(file_sets)]
     return volumes, mounts
 
 
@@ -152,8 +165,9 @@ class KubernetesPlatform:
                 })
                 mounts.append({"name": f"file-{index}", "mount_path": path, "sub_path": posixpath.basename(path), "read_only": True})
         claim_volumes, claim_mounts = _claim_mounts(spec.mounts)
-        volumes += claim_volumes
-        mounts += claim_mounts
+        set_volumes, set_mounts = _file_set_mounts(spec.file_sets)
+        volumes += claim_volumes + set_volumes
+        mounts += claim_mounts + set_mounts
         claims = []
         if spec.data is not None:
             mounts.insert(0, {"name": "data", "mount_path": spec.data.mount_path})
@@ -200,7 +214,9 @@ class KubernetesPlatform:
                     "spec": {
                         "containers": [container],
                         "volumes": volumes or None,
-                        "security_context": {"fs_group": 999} if spec.data is not None else None,
+                        # The data's and the file sets' group: the postgres user's in pgfleet's images.
+                        "security_context": {"fs_group": FILE_SET_GROUP}
+                        if spec.data is not None or spec.file_sets else None,
                         "termination_grace_period_seconds": 60,
                     },
                 },
@@ -210,7 +226,8 @@ class KubernetesPlatform:
                 if claims
                 else None,
             },
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=retain)),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(protect=retain, depends_on=[r for ref, _ in spec.file_sets for r in ref.resources])),
         )
         if spec.data is not None:
             # A database pod is never evicted voluntarily below its instance count less one.
@@ -282,6 +299,9 @@ class KubernetesPlatform:
                 "topology_key": "kubernetes.io/hostname",
             }]}}
         volumes, mounts = _claim_mounts(claims)
+        set_volumes, set_mounts = _file_set_mounts(job.file_sets)
+        volumes += set_volumes
+        mounts += set_mounts
 
         def pod(command: list[pulumi.Input[str]], restart: str) -> dict[str, Any]:
             return {
@@ -298,6 +318,7 @@ class KubernetesPlatform:
                         "volume_mounts": mounts or None,
                     }],
                     "volumes": volumes or None,
+                    "security_context": {"fs_group": FILE_SET_GROUP} if job.file_sets else None,
                 },
             }
 
@@ -346,3 +367,20 @@ class KubernetesPlatform:
         namespace = self.settings.services_namespace or self.namespace
         secret = self._secret(name, data, {"app.kubernetes.io/part-of": "pgfleet"}, opts, namespace)
         return pulumi.Output.concat(secret.metadata.namespace, "/", secret.metadata.name)
+
+    def file_set(
+        self, name: str, files: Mapping[str, pulumi.Input[str]], private: Sequence[str], image: str,
+        opts: pulumi.ResourceOptions,
+    ) -> FileSetRef:
+        # A Secret mounted as a directory: the kubelet rewrites the files of a changed Secret in
+        # the running pods (within its sync period, about a minute), atomically.
+        secret = self._secret(name, files, {"app.kubernetes.io/part-of": "pgfleet"}, opts)
+        return FileSetRef(name=name, source=secret.metadata.name, resources=[secret],
+                          files=sorted(files), private=tuple(private))
+
+    def host_names(self, host: str, instances: int) -> list[str]:
+        # The headless Service's names (short and qualified) and each pod's own.
+        namespace = self.settings.namespace
+        names = [host, f"{host}.{namespace}", f"{host}.{namespace}.svc", f"{host}.{namespace}.svc.cluster.local"]
+        names += [f"{host}-{i}.{host}.{namespace}.svc.cluster.local" for i in range(instances)]
+        return names

@@ -238,6 +238,35 @@ class BackupConfig(_Section):
         return self
 
 
+class TlsConfig(_Section):
+    """TLS on every database connection, with certificates from the stack's own CA (Vault's
+    PKI engine in the stack's Vault)."""
+
+    enabled: bool = Field(True, description="Serve TLS on every server, replica and pooler; URLs verify it.")
+    require: bool = Field(True, description="Refuse plain connections from the network (hostssl); a dev stack may turn it off.")
+    pki_mount: str = Field("pgfleet-pki", pattern=r"^[a-z][a-z0-9_-]{0,62}$",
+                           description="Where the stack mounts its PKI secrets engine.")
+    ca_ttl: Duration = Field("87600h", description="Lifetime of the stack's root CA.")
+    cert_ttl: Duration = Field("720h", description="Lifetime of each server certificate.")
+    renew_before: Duration = Field("168h", description="`pulumi up` renews a certificate this long before it expires.")
+    rotation: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$",
+                          description="A token: a new value renews every certificate at the next `pulumi up`.")
+    ca_path: str = Field("/etc/pgfleet/ca.crt", pattern=r"^/[^\s?&#]*$",
+                         description="Where the services find the CA certificate; the URLs name it.")
+    local_ca_path: str | None = Field(
+        None, pattern=r"^/[^\s?&#]*$",
+        description="Docker: where the stack writes the CA for local_url; ~/.pgfleet/<project>/<stack>/ca.crt by default.")
+
+    @model_validator(mode="after")
+    def _lifetimes_fit(self) -> TlsConfig:
+        if duration_ms(self.cert_ttl) > duration_ms(self.ca_ttl):
+            raise ValueError(f"cert_ttl {self.cert_ttl} outlives ca_ttl {self.ca_ttl}: set cert_ttl at or below ca_ttl")
+        if duration_ms(self.renew_before) >= duration_ms(self.cert_ttl):
+            raise ValueError(f"renew_before {self.renew_before} is not below cert_ttl {self.cert_ttl}: a certificate "
+                             "would be due the moment it is issued (to renew now, set a new tls.rotation)")
+        return self
+
+
 class RedisConfig(_Section):
     """One Redis shared by the stack's services, each an ACL user on its own key prefix."""
 
@@ -309,6 +338,7 @@ class StackConfig(_Section):
     vault: VaultConfig = VaultConfig()
     backup: BackupConfig = BackupConfig()
     redis: RedisConfig = RedisConfig()
+    tls: TlsConfig = TlsConfig()
     docker: DockerConfig = DockerConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
 

@@ -18,6 +18,8 @@ from .problem import Problem
 HELPER_SUFFIXES = ("-read", "-pooler", "-metrics")
 #: What it puts after a server's key (its name as a DNS label): the backup jobs.
 JOB_SUFFIXES = ("-dump", "-base")
+#: And its TLS files (a Docker volume and the container that writes it; a Kubernetes Secret).
+TLS_SUFFIX = "-tls"
 #: Processes every stack runs under fixed names (stacks.run's prefix "pgfleet"), by what makes them.
 STACK_PROCESSES = {"pgfleet-vault": "vault.mode 'managed'", "pgfleet-redis": "redis.enabled",
                    "pgfleet-backup-store": "backup.target.managed"}
@@ -79,6 +81,10 @@ class PlacedServer:
         """The backup jobs: CronJobs, or containers beside the server on Docker."""
         return [self.key + suffix for suffix in JOB_SUFFIXES] if backups else []
 
+    def tls_names(self, tls: bool) -> list[str]:
+        """The server's TLS files: a container and volume on Docker, a Secret on Kubernetes."""
+        return [self.key + TLS_SUFFIX] if tls else []
+
 
 def placed_servers(config: StackConfig) -> list[PlacedServer]:
     """Every server the stack runs, shared ones first, with the services placed on it."""
@@ -124,14 +130,15 @@ def _held_by_server(servers: list[PlacedServer]) -> Iterator[Problem]:
 def _platform_names(config: StackConfig, servers: list[PlacedServer]) -> Iterator[Problem]:
     """Containers (Docker), StatefulSets, Services and Secrets (Kubernetes) and the resources'
     names derive from the servers' names and hosts: no two servers may derive the same one."""
-    backups = config.backup.enabled
+    backups, tls = config.backup.enabled, config.tls.enabled
     stack = {name: (f"the stack's own process ({why})", False)
              for name, why in STACK_PROCESSES.items() if _runs(config, name)}
     # (name, server, key path, whether it is the server's primary host); on Docker the backup
     # jobs are containers beside the servers, so they share the host names' namespace
     hosts = [(name, server, server.host_path, name == server.host)
-             for server in servers for name in server.host_names() + server.job_names(backups)]
-    keys = [(name, server, server.name_path, False) for server in servers for name in server.key_names(backups)]
+             for server in servers for name in server.host_names() + server.job_names(backups) + server.tls_names(tls)]
+    keys = [(name, server, server.name_path, False)
+            for server in servers for name in server.key_names(backups) + server.tls_names(tls)]
     reported: set[tuple[str, str]] = set()
     for derived in (hosts, keys):
         taken: dict[str, tuple[str, bool]] = dict(stack)
@@ -143,7 +150,7 @@ def _platform_names(config: StackConfig, servers: list[PlacedServer]) -> Iterato
                 continue
             reported.add((path, name))
             yield Problem(path, f"derives the name {name!r}, which {holder} takes too (pgfleet adds "
-                                f"{', '.join(HELPER_SUFFIXES + JOB_SUFFIXES)}); choose one that derives none of "
+                                f"{', '.join(HELPER_SUFFIXES + JOB_SUFFIXES + (TLS_SUFFIX,))}); choose one that derives none of "
                                 "another's")
 
 

@@ -31,9 +31,11 @@ MANAGED = {
     "port": "the server listens on 5432 in its container or pod; set the server's port key for the host port",
     "data_directory": "the image keeps its data in PGDATA on the server's volume",
     "config_file": "the image's own postgresql.conf is used, with settings given here",
-    "hba_file": "the image writes pg_hba.conf at initdb",
+    "hba_file": "pgfleet writes pg_hba.conf (tls.require), or the image does at initdb",
     "ident_file": "the image writes pg_ident.conf at initdb",
 }
+#: Settings TLS sets when it is on.
+TLS = {"ssl": "tls.enabled", "ssl_cert_file": "tls", "ssl_key_file": "tls"}
 #: Settings the backups set when WAL archiving is on.
 ARCHIVING = {
     "archive_mode": "backup.wal_archiving", "archive_command": "backup.target",
@@ -54,6 +56,8 @@ def _managed(config: StackConfig, path: str, name: str, value: str) -> Problem |
     lowered = name.lower()
     if lowered in MANAGED:
         return Problem(path, f"pgfleet sets {name!r} itself: {MANAGED[lowered]}")
+    if config.tls.enabled and lowered in TLS:
+        return Problem(path, f"TLS sets {name!r} (the stack's CA issues the certificate): set {TLS[lowered]} instead")
     archiving = config.backup.enabled and config.backup.wal_archiving
     if archiving and lowered in ARCHIVING:
         return Problem(path, f"the backups set {name!r} (WAL archiving is on): set {ARCHIVING[lowered]} instead")

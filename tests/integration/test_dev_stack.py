@@ -1,17 +1,25 @@
 """The dev stack for real: `pulumi up` on Docker, then the isolation proved on the live system."""
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import hvac
 import psycopg
 import pytest
+import sqlalchemy
 from pulumi import automation as auto
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from stacks import outputs
 from tests.support import live as checks
+from tests.support import tls
+from tests.support.cluster import wait
+from tests.support.engine import up_with_policies
 from tests.support.live import Live, connect, docker_stack, isolated
 from tests.support.program import stack_config
 
@@ -97,17 +105,119 @@ def test_expired_secret_id_is_refused(live: Live) -> None:
 
 def test_no_container_port_beyond_loopback(live: Live) -> None:
     expected = {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "pgfleet-vault", "pgfleet-redis",
-                "shared-base", "shared-dump", "payments-base", "payments-dump", "pgfleet-backup-store"}
+                "shared-base", "shared-dump", "payments-base", "payments-dump", "pgfleet-backup-store",
+                "shared-tls", "payments-tls"}
     assert live.containers() == sorted(PREFIX + name for name in expected)
     checks.check_ports_on_loopback_only(live, {p + OFFSET for p in (5432, 5442, 6432, 9187, 5433, 8200, 6379)})
 
 
 def test_no_container_config_holds_a_secret(live: Live) -> None:
-    assert checks.check_no_secret_in_container_config(live) == 12  # every container of the stack
+    # every container of the stack: 12, and the 2 servers' TLS file writers
+    assert checks.check_no_secret_in_container_config(live) == 14
 
 
 def test_second_preview_shows_no_changes(live: Live) -> None:
     checks.check_second_preview_is_empty(live)
+
+
+POOLER_PORT = CONFIG["servers"][0]["pooler"]["port"]
+
+
+def _local(live: Live, url: str, port: int) -> str:
+    """A URL of any driver form as this machine dials it: its server's 127.0.0.1 port, and the
+    CA where the stack wrote it here."""
+    parts = urlsplit(url)
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, live.local_query(parts.query), ""))
+
+
+def test_network_connections_are_tls_only_and_verify_the_server(live: Live) -> None:
+    url = live.url("orders")
+    assert "sslmode=verify-full" in url
+    with connect(url) as app:
+        assert app.pgconn.ssl_in_use and tls.backend_uses_tls(app)
+    with connect(live.urls["orders"]["local_url"]) as app:  # as handed out, with the CA the stack wrote here
+        assert tls.backend_uses_tls(app)
+    refused = tls.refusal(lambda: connect(url.replace("sslmode=verify-full", "sslmode=disable")).close())
+    assert "no encryption" in refused  # pg_hba: hostssl only
+    # the same server under a name its certificate does not carry fails verification
+    elsewhere = tls.refusal(lambda: psycopg.connect(url, host="elsewhere.example", hostaddr="127.0.0.1",
+                                                    connect_timeout=10).close())
+    assert 'does not match host name "elsewhere.example"' in elsewhere
+
+
+def test_every_driver_form_verifies_the_server(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = live.servers["shared"]["local_port"]
+    urls = live.urls["orders"]
+    engine = sqlalchemy.create_engine(_local(live, urls["postgresql+psycopg"], port))
+    with engine.connect() as connection:
+        assert connection.execute(sqlalchemy.text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")).scalar()
+    engine.dispose()
+
+    async def asyncpg_ssl(url: str) -> bool:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                query = sqlalchemy.text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                return bool((await connection.execute(query)).scalar())
+        finally:
+            await engine.dispose()
+
+    asyncpg_url = _local(live, urls["postgresql+asyncpg"], port)
+    assert asyncpg_url.endswith("?ssl=verify-full")
+    monkeypatch.setenv("PGSSLROOTCERT", live.tls["local_ca_path"])  # asyncpg's way to the CA
+    assert asyncio.run(asyncpg_ssl(asyncpg_url))
+    monkeypatch.setenv("PGSSLROOTCERT", "/etc/ssl/certs/ca-certificates.crt")  # public CAs only: not ours
+    assert "certificate verify failed" in tls.refusal(lambda: asyncio.run(asyncpg_ssl(asyncpg_url)))
+
+
+def test_the_replica_streams_from_the_primary_over_tls(live: Live) -> None:
+    with connect(live.admin("orders")) as admin:
+        streams = admin.execute(
+            "SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)").fetchall()
+    assert streams == [(True,)]
+    with connect(live.server_url("shared", live.servers["shared"]["admin_username"],
+                                 live.admin_passwords["shared"], "postgres", read=True)) as replica:
+        status, conninfo = replica.execute("SELECT status, conninfo FROM pg_stat_wal_receiver").fetchone()
+    assert status == "streaming" and "sslmode=verify-full" in conninfo
+
+
+def test_pgbouncer_is_tls_on_both_sides(live: Live) -> None:
+    pooled = _local(live, live.urls["orders"]["pooled_url"], POOLER_PORT)
+    with connect(pooled) as app:
+        # the client's side is TLS, and so is the server session PgBouncer runs the query on
+        assert app.pgconn.ssl_in_use and tls.backend_uses_tls(app)
+    refused = tls.refusal(lambda: connect(pooled.replace("sslmode=verify-full", "sslmode=disable")).close())
+    assert "SSL required" in refused
+    served = tls.served_certificate("127.0.0.1", POOLER_PORT, live.tls["local_ca_path"], "shared-pooler")
+    assert ("DNS", "shared-pooler") in served["subjectAltName"]
+
+
+def test_a_rotation_through_up_reaches_the_servers_without_a_restart(live: Live) -> None:
+    ca = live.tls["local_ca_path"]
+    ports = {"primary": live.servers["shared"]["local_port"], "replica": live.servers["shared"]["local_read_port"],
+             "pooler": POOLER_PORT}
+
+    def serving(serial: int) -> bool:
+        return all(tls.served_serial("127.0.0.1", port, ca, "localhost") == serial for port in ports.values())
+
+    before = tls.vault_serial(live.servers["shared"]["certificate_serial"])
+    assert serving(before)
+    containers = {name: _container_id(f"{PREFIX}{name}") for name in ("shared", "shared-read", "shared-pooler")}
+    with connect(live.url("orders")) as app, connect(live.admin("orders")) as admin:
+        started = admin.execute("SELECT pg_postmaster_start_time()").fetchone()
+        # a new rotation token: this `up` renews the certificate
+        live.stack.set_config("pgfleet:tls", auto.ConfigValue(value=json.dumps({"rotation": f"test-{time.time_ns()}"})))
+        result = up_with_policies(live.stack)
+        after = tls.vault_serial(result.outputs[outputs.SERVERS].value["shared"]["certificate_serial"])
+        assert after != before
+        wait(lambda: serving(after), 60, "the primary, its replica and PgBouncer to serve the new certificate",
+             interval=2, errors=(OSError, AssertionError))
+        # the connection opened before the rotation carries on, and no server restarted
+        assert app.execute("SELECT 1").fetchone() == (1,) and tls.backend_uses_tls(app)
+        assert admin.execute("SELECT pg_postmaster_start_time()").fetchone() == started
+    assert {name: _container_id(f"{PREFIX}{name}") for name in containers} == containers, "no container was replaced"
+    checks.check_second_preview_is_empty(live)  # in the same period, with the same token: nothing is due
 
 
 def _container_id(name: str) -> str:

@@ -69,21 +69,35 @@ class Cluster:
                 timeout: float = 120, claims: dict[str, str] | None = None) -> tuple[str, str]:
         """A one-shot pod of the postgres image, with `claims` (PVC name -> path) mounted:
         (final phase, its log)."""
-        claims = claims or {}
-        pod = client.V1Pod(
+        self.start_pod(namespace, name, command, labels, claims)
+        return self.finish_pod(namespace, name, timeout)
+
+    def start_pod(self, namespace: str, name: str, command: list[str], labels: dict[str, str] | None = None,
+                  claims: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
+                  env_secret: str | None = None) -> None:
+        """A one-shot pod of the postgres image, started: `claims` (PVC name -> path) and
+        `secrets` (Secret name -> directory) mounted, every key of `env_secret` in its env."""
+        claims, secrets = claims or {}, secrets or {}
+        volumes = [client.V1Volume(name=f"claim-{i}", persistent_volume_claim=(
+            client.V1PersistentVolumeClaimVolumeSource(claim_name=claim))) for i, claim in enumerate(claims)]
+        volumes += [client.V1Volume(name=f"secret-{i}", secret=client.V1SecretVolumeSource(secret_name=secret))
+                    for i, secret in enumerate(secrets)]
+        mounts = [client.V1VolumeMount(name=f"claim-{i}", mount_path=path) for i, path in enumerate(claims.values())]
+        mounts += [client.V1VolumeMount(name=f"secret-{i}", mount_path=path, read_only=True)
+                   for i, path in enumerate(secrets.values())]
+        env_from = [client.V1EnvFromSource(secret_ref=client.V1SecretEnvSource(name=env_secret))] if env_secret else None
+        self.core.create_namespaced_pod(namespace, client.V1Pod(
             metadata=client.V1ObjectMeta(name=name, labels=labels or {}),
             spec=client.V1PodSpec(
                 restart_policy="Never",
-                containers=[client.V1Container(
-                    name="main", image=POSTGRES_IMAGE, image_pull_policy="Never", command=command,
-                    volume_mounts=[client.V1VolumeMount(name=f"claim-{i}", mount_path=path)
-                                   for i, path in enumerate(claims.values())])],
-                volumes=[client.V1Volume(name=f"claim-{i}", persistent_volume_claim=(
-                    client.V1PersistentVolumeClaimVolumeSource(claim_name=claim)))
-                    for i, claim in enumerate(claims)],
+                containers=[client.V1Container(name="main", image=POSTGRES_IMAGE, image_pull_policy="Never",
+                                               command=command, volume_mounts=mounts, env_from=env_from)],
+                volumes=volumes,
             ),
-        )
-        self.core.create_namespaced_pod(namespace, pod)
+        ))
+
+    def finish_pod(self, namespace: str, name: str, timeout: float = 120) -> tuple[str, str]:
+        """Wait for a pod to end: (final phase, its log)."""
         phase = wait(lambda: (p := self.pod_phase(namespace, name)) in ("Succeeded", "Failed") and p,
                      timeout, f"pod {namespace}/{name} to finish")
         return phase, self.log(namespace, name)

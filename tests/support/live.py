@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import hvac
 import psycopg
@@ -124,6 +124,16 @@ class Live:
         self.root_token: str | None = values.get(outputs.VAULT_ROOT_TOKEN)  # a managed Vault's only
         self.servers: dict[str, Any] = values[outputs.SERVERS]
         self.admin_passwords: dict[str, str] = values[outputs.SERVER_ADMIN_PASSWORDS]
+        self.tls: dict[str, Any] | None = values.get(outputs.TLS)
+
+    def local_query(self, query: str) -> str:
+        """A URL's query as this process uses it: the CA where this machine has it (a Docker
+        stack writes it to tls.local_ca_path; the services' path is theirs)."""
+        local = (self.tls or {}).get("local_ca_path")
+        if not local:
+            return query
+        pairs = [(k, local if k == "sslrootcert" else v) for k, v in parse_qsl(query)]
+        return urlencode(pairs, safe="/")
 
     def dial(self, server: str, read: bool = False) -> tuple[str, str]:
         """How this process reaches a server's primary (or read host): a URL's host:port, and
@@ -145,7 +155,7 @@ class Live:
         server = self.servers[name]
         read = kind.startswith("read") and parts.hostname == server["read_host"] != server["host"]
         return self.server_url(name, parts.username or "", parts.password or "", parts.path.lstrip("/"), read,
-                               parts.query)
+                               self.local_query(parts.query))
 
     def admin(self, service: str, database: str = "postgres") -> str:
         name = self.services[service]["server"]

@@ -240,7 +240,8 @@ def test_derived_host_names_are_the_containers_the_program_makes(path: str) -> N
         return  # the same names, as StatefulSets: covered through the Docker configs
     parsed = parse_config(stack)
     predicted = {name for server in placed_servers(parsed)
-                 for name in server.host_names() + server.job_names(parsed.backup.enabled)}
+                 for name in server.host_names() + server.job_names(parsed.backup.enabled)
+                 + server.tls_names(parsed.tls.enabled)}
     predicted |= {name for name in STACK_PROCESSES if {
         "pgfleet-vault": parsed.vault.mode == "managed", "pgfleet-redis": parsed.redis.enabled,
         "pgfleet-backup-store": parsed.backup.enabled and parsed.backup.target.managed}[name]}

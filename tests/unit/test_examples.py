@@ -10,6 +10,9 @@ from tests.support.program import TEST_SECRETS, Run, exports, run_stack, stack_c
 CONTAINER = "docker:index/container:Container"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 
+#: What a libpq URL asks for to verify the server against the stack's CA (tls defaults).
+VERIFY = "?sslmode=verify-full&sslrootcert=/etc/pgfleet/ca.crt"
+
 
 def example(name: str) -> Run:
     config = stack_config(f"examples/{name}.yaml")
@@ -69,8 +72,8 @@ def test_seed_001_shared_postgres_one_server_four_limited_users() -> None:
     assert settings["archive_mode"] == "on"
     urls = outcome.values[outputs.CONNECTION_URLS].value
     assert urls["payment"]["url"].startswith("postgresql://payment_user:")
-    assert urls["payment"]["url"].endswith("@shared-postgres:5432/payment_db")
-    assert urls["l2p"]["pooled_url"].endswith("@shared-postgres-pooler:6432/l2p_db")
+    assert urls["payment"]["url"].endswith(f"@shared-postgres:5432/payment_db{VERIFY}")
+    assert urls["l2p"]["pooled_url"].endswith(f"@shared-postgres-pooler:6432/l2p_db{VERIFY}")
     dump = outcome.mocks.named("shared-postgres-dump", CONTAINER)
     crontab = next(u["content"] for u in dump.inputs["uploads"] if u["file"] == "/etc/cron.d/pgfleet")
     assert crontab.startswith("0 0 * * * root")
@@ -112,7 +115,7 @@ def test_seed_003_movie_booking_five_statefulsets_each_reachable_only_by_its_ser
     for service, (database, user) in expected_users.items():
         url = urls[service]["postgresql+asyncpg"]
         assert url.startswith(f"postgresql+asyncpg://{user}:")
-        assert url.endswith(f"@postgres-{service}-service.movie-booking.svc.cluster.local:5432/{database}")
+        assert url.endswith(f"@postgres-{service}-service.movie-booking.svc.cluster.local:5432/{database}?ssl=verify-full")
     metrics = ({s.inputs["metadata"]["name"] for s in outcome.mocks.of_type(STATEFULSET)}
                & {f"postgres-{s}-service-metrics" for s in expected_users})
     assert len(metrics) == 5, "each database exports Prometheus metrics"
@@ -126,7 +129,7 @@ def test_seed_003_locally_ports_5433_to_5437_on_loopback() -> None:
     names = {c.inputs["name"] for c in outcome.mocks.of_type(CONTAINER)}
     assert {f"postgres-{s}" for s in ("auth", "movie", "booking", "payment", "notification")} <= names
     url = outcome.values[outputs.CONNECTION_URLS].value["auth"]["postgresql+asyncpg"]
-    assert url.startswith("postgresql+asyncpg://auth_user:") and url.endswith("@postgres-auth:5432/auth_db")
+    assert url.startswith("postgresql+asyncpg://auth_user:") and url.endswith("@postgres-auth:5432/auth_db?ssl=verify-full")
     published = sorted((p["external"], p["ip"]) for c in outcome.mocks.of_type(CONTAINER) for p in c.inputs.get("ports") or [])
     assert published == [(5433, "127.0.0.1"), (5434, "127.0.0.1"), (5435, "127.0.0.1"), (5436, "127.0.0.1"),
                          (5437, "127.0.0.1"), (6379, "127.0.0.1"), (8200, "127.0.0.1")]

@@ -1,6 +1,8 @@
 """The dev stack (Docker) and the prod stack (Kubernetes) from their shipped configs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stacks import outputs
@@ -45,9 +47,10 @@ def test_dev_read_host_is_the_replica_and_pooler_is_used(dev: Run) -> None:
     assert services["auth"]["write_host"] == "shared" and services["auth"]["read_host"] == "shared-read"
     assert services["payments"]["write_host"] == services["payments"]["read_host"] == "payments"
     urls = dev.values[outputs.CONNECTION_URLS].value
-    assert urls["orders"]["read_url"].endswith("@shared-read:5432/orders_db")
-    assert urls["orders"]["pooled_url"].endswith("@shared-pooler:6432/orders_db")
-    assert urls["orders"]["local_url"].endswith("@127.0.0.1:5432/orders_db")
+    verify = "?sslmode=verify-full&sslrootcert="
+    assert urls["orders"]["read_url"].endswith(f"@shared-read:5432/orders_db{verify}/etc/pgfleet/ca.crt")
+    assert urls["orders"]["pooled_url"].endswith(f"@shared-pooler:6432/orders_db{verify}/etc/pgfleet/ca.crt")
+    assert urls["orders"]["local_url"].endswith(f"@127.0.0.1:5432/orders_db{verify}{Path.home()}/.pgfleet/pgfleet/dev/ca.crt")
     assert urls["auth"]["redis_url"].startswith("redis://auth:")
     assert "redis_url" not in urls["orders"]
 
@@ -56,9 +59,12 @@ def test_dev_runs_everything_as_containers_on_one_network(dev: Run) -> None:
     containers = {c.inputs["name"] for c in dev.mocks.of_type("docker:index/container:Container")}
     assert {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "pgfleet-vault",
             "pgfleet-redis", "shared-dump", "shared-base", "payments-dump", "payments-base",
-            "pgfleet-backup-store"} == containers
+            "pgfleet-backup-store", "shared-tls", "payments-tls"} == containers
     network = dev.mocks.named("pgfleet-network").inputs["name"]
     for container in dev.mocks.of_type("docker:index/container:Container"):
+        if container.inputs["name"].endswith("-tls"):  # the TLS files' writer needs no network
+            assert container.inputs["networkMode"] == "none" and "networksAdvanced" not in container.inputs
+            continue
         assert [n["name"] for n in container.inputs["networksAdvanced"]] == [network]
     assert not [r for r in dev.mocks.registered if r.typ.startswith("kubernetes:")]
 
@@ -136,7 +142,8 @@ def test_prod_backups_are_cronjobs_to_s3(prod: Run) -> None:
 def test_dev_base_backups_share_the_servers_volumes_and_gate_the_deployment(dev: Run) -> None:
     base = dev.mocks.named("shared-base", "docker:index/container:Container").inputs
     mounts = {v["containerPath"]: v["volumeName"] for v in base["volumes"]}
-    assert mounts == {"/var/lib/postgresql/data": "shared-data"}  # the repository is the stack's S3 store
+    # the repository is the stack's S3 store; the TLS files verify the server it connects to
+    assert mounts == {"/var/lib/postgresql/data": "shared-data", "/etc/pgfleet/tls": "shared-tls"}
     # stanza and first full backup before cron; `pulumi up` waits until that succeeded
     assert base["command"][:2] == ["sh", "-c"] and "pgfleet-backup init" in base["command"][2]
     assert base["wait"] is True and base["healthcheck"]["tests"] == ["CMD", "test", "-f", "/run/pgfleet-job-ready"]
@@ -154,7 +161,7 @@ def test_dev_base_backups_share_the_servers_volumes_and_gate_the_deployment(dev:
 
 def test_prod_base_backups_run_beside_the_primary(prod: Run) -> None:
     cron = prod.mocks.named("shared-base-cronjob").inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    claims = [v["persistentVolumeClaim"]["claimName"] for v in cron["volumes"]]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in cron["volumes"] if "persistentVolumeClaim" in v]
     assert claims == ["data-shared-0"]  # the primary's own PVC; the repository is S3
     term = cron["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["topologyKey"] == "kubernetes.io/hostname"
@@ -162,7 +169,7 @@ def test_prod_base_backups_run_beside_the_primary(prod: Run) -> None:
     init = prod.mocks.named("shared-base-init", "kubernetes:batch/v1:Job").inputs["spec"]["template"]["spec"]
     assert init["containers"][0]["command"] == ["pgfleet-backup", "init"] and init["affinity"] == cron["affinity"]
     dump = prod.mocks.named("shared-dump-cronjob").inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    assert "affinity" not in dump and "volumes" not in dump
+    assert "affinity" not in dump and [v["secret"]["secretName"] for v in dump["volumes"]] == ["shared-tls"]
 
 
 def test_prod_jobs_sharing_a_repository_volume_run_beside_the_primary() -> None:
@@ -172,7 +179,8 @@ def test_prod_jobs_sharing_a_repository_volume_run_beside_the_primary() -> None:
     run = run_stack(config, TEST_SECRETS, stack="prod")
     for job in ("shared-dump", "shared-base"):
         spec = run.mocks.named(f"{job}-cronjob").inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-        assert [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"]][-1] == "pgfleet-backup-repository"
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v]
+        assert claims[-1] == "pgfleet-backup-repository"
         term = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
         assert term["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "shared", job
 

@@ -65,4 +65,8 @@ ${PGBOUNCER_EXTRA:-}
 INI
 fi
 
+# Rotated certificates are re-read without a restart (PGFLEET_RELOAD_WATCH: their directory).
+if [ -n "${PGFLEET_RELOAD_WATCH:-}" ]; then
+  pgfleet-reload-on-change "$PGFLEET_RELOAD_WATCH" $$ &
+fi
 exec "$@"

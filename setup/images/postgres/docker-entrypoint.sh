@@ -57,7 +57,8 @@ if [ "$(id -u)" = 0 ]; then
     mkdir -p "$PGBACKREST_REPO1_PATH"
     chown postgres:postgres "$PGBACKREST_REPO1_PATH" "$(dirname "$PGBACKREST_REPO1_PATH")"
   fi
-  exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
+  # its own HOME: libpq looks there for client certificates (and finds root's unreadable)
+  HOME=/var/lib/postgresql exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
 fi
 
 # started as postgres (a pod run as that user): the files are made here
@@ -139,4 +140,8 @@ shift  # drop "postgres"
 # The server's environment never holds the password (given as a value, it came through the
 # environment: init scripts still see it, as in the official image).
 export -n POSTGRES_PASSWORD
+# Rotated certificates are re-read without a restart (PGFLEET_RELOAD_WATCH: their directory).
+if [ -n "${PGFLEET_RELOAD_WATCH:-}" ]; then
+  pgfleet-reload-on-change "$PGFLEET_RELOAD_WATCH" $$ &
+fi
 exec postgres "$@"
