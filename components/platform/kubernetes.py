@@ -226,8 +226,7 @@ class KubernetesPlatform:
                 if claims
                 else None,
             },
-            opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(protect=retain, depends_on=[r for ref, _ in spec.file_sets for r in ref.resources])),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=retain)),
         )
         if spec.data is not None:
             # A database pod is never evicted voluntarily below its instance count less one.
@@ -374,8 +373,11 @@ class KubernetesPlatform:
     ) -> FileSetRef:
         # A Secret mounted as a directory: the kubelet rewrites the files of a changed Secret in
         # the running pods (within its sync period, about a minute), atomically.
+        # Mounted by its fixed name, not its output, and nothing waits on it (the kubelet holds a
+        # pod until the Secret exists): pulumi-kubernetes replaces a Secret whose data changes
+        # (delete, then create, under a fixed name), and a workload tied to it would be replaced too.
         secret = self._secret(name, files, {"app.kubernetes.io/part-of": "pgfleet"}, opts)
-        return FileSetRef(name=name, source=secret.metadata.name, resources=[secret],
+        return FileSetRef(name=name, source=pulumi.Output.from_input(name), resources=[secret],
                           files=sorted(files), private=tuple(private))
 
     def host_names(self, host: str, instances: int) -> list[str]:
