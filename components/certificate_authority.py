@@ -81,7 +81,6 @@ class CertificateAuthority(pulumi.ComponentResource):
             no_store=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[root]),
         )
-        self._name = name
         self.mount_path = mount.path
         self.ca_certificate = root.certificate
         self.register_outputs({"ca_certificate": self.ca_certificate, "mount_path": self.mount_path})

@@ -242,13 +242,11 @@ class SharedServer(pulumi.ComponentResource):
         if wiring:
             settings |= wiring.settings
         self.certificate_serial: pulumi.Output[str] | None = None
-        self._tls_required = bool(args.tls and args.tls.required)
         self._tls = self._tls_files(name, args) if args.tls else None
         if self._tls:
             settings |= _tls_settings()
         settings |= dict(args.settings)
         postgres_args = _settings_args(settings)
-        tls_mounts = [(self._tls, TLS_DIR)] if self._tls else []
 
         primary = platform.run(
             ProcessSpec(
@@ -264,7 +262,7 @@ class SharedServer(pulumi.ComponentResource):
                 secret_env={"POSTGRES_PASSWORD": self.admin_password, **(wiring.secret_env if wiring else {})},
                 data=DataVolume("/var/lib/postgresql/data", args.storage, retain=protect),
                 mounts=wiring.mounts if wiring else (),
-                file_sets=tls_mounts,
+                file_sets=self._tls_mounts,
                 health=_pg_isready(args.admin_username),
                 clients=args.clients,
                 cpu=args.cpu,
@@ -313,7 +311,7 @@ class SharedServer(pulumi.ComponentResource):
                 args.admin_username, self.admin_password, args.databases,
             ):
                 if self._tls:  # the jobs reach the server over the network: they verify it
-                    job = dataclasses.replace(job, env={**job.env, **VERIFY_FULL}, file_sets=tls_mounts)
+                    job = dataclasses.replace(job, env={**job.env, **VERIFY_FULL}, file_sets=self._tls_mounts)
                 platform.schedule(job, pulumi.ResourceOptions(parent=self, depends_on=list(primary.resources)))
 
         self.connection = ServerConnection(
@@ -339,6 +337,11 @@ class SharedServer(pulumi.ComponentResource):
             "admin_password": self.admin_password,
             "certificate_serial": self.certificate_serial,
         })
+
+    @property
+    def _tls_mounts(self) -> list[tuple[FileSetRef, str]]:
+        """The TLS files as every process and job of the server mounts them."""
+        return [(self._tls, TLS_DIR)] if self._tls else []
 
     def _tls_files(self, name: str, args: SharedServerArgs) -> FileSetRef:
         """The server's certificate (every name its primary, replicas and pooler go by) with the
@@ -395,7 +398,7 @@ class SharedServer(pulumi.ComponentResource):
                 env={"PGDATA": PGDATA, "REPLICATION_USER": role.name, **_reload_watch(self._tls)},
                 secret_env={"PGPASSWORD": password},
                 data=DataVolume("/var/lib/postgresql/data", args.storage, retain=protect),
-                file_sets=[(self._tls, TLS_DIR)] if self._tls else (),
+                file_sets=self._tls_mounts,
                 health=_pg_isready(args.admin_username),
                 clients=args.clients,
                 instances=args.replicas,
@@ -418,7 +421,7 @@ class SharedServer(pulumi.ComponentResource):
             f"auth_user = {args.admin_username}\n",
             f"pool_mode = {pooler.pool_mode}\ndefault_pool_size = {pooler.default_pool_size}\n",
             f"max_client_conn = {pooler.max_client_conn}\nignore_startup_parameters = extra_float_digits,options\n",
-            self._pooler_tls(),
+            self._pooler_tls(args.tls),
         )
         userlist = pulumi.Output.concat('"', args.admin_username, '" "', self.admin_password, '"\n')
         return args.platform.run(
@@ -431,19 +434,19 @@ class SharedServer(pulumi.ComponentResource):
                 ports=[PortSpec("pgbouncer", 6432, pooler.host_port)],
                 files={"/etc/pgbouncer/pgbouncer.ini": ini, "/etc/pgbouncer/userlist.txt": userlist},
                 env=_reload_watch(self._tls),
-                file_sets=[(self._tls, TLS_DIR)] if self._tls else (),
+                file_sets=self._tls_mounts,
                 health=HealthCheck(command=["pg_isready", "-h", "127.0.0.1", "-p", "6432"]),
                 clients=args.clients,
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(primary.resources))),
         )
 
-    def _pooler_tls(self) -> str:
+    def _pooler_tls(self, tls: ServerTlsArgs | None) -> str:
         """PgBouncer's TLS: clients get the server's certificate (TLS-only when the server
         requires it), and PgBouncer verifies the primary as any client does."""
-        if self._tls is None:
+        if tls is None:
             return ""
-        required = self._tls_required
+        required = tls.required
         return "".join([
             f"client_tls_sslmode = {'require' if required else 'prefer'}\n",
             f"client_tls_cert_file = {TLS_DIR}/tls.crt\nclient_tls_key_file = {TLS_DIR}/tls.key\n",
@@ -467,7 +470,7 @@ class SharedServer(pulumi.ComponentResource):
                 ports=[PortSpec("metrics", 9187, args.exporter_host_port, restricted=False)],
                 env={"DATA_SOURCE_URI": uri, "DATA_SOURCE_USER": role.name},
                 secret_env={"DATA_SOURCE_PASS": password},
-                file_sets=[(self._tls, TLS_DIR)] if self._tls else (),
+                file_sets=self._tls_mounts,
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role])),
         )

@@ -124,11 +124,23 @@ def _authority(stack: str, config: StackConfig, opts: pulumi.ResourceOptions) ->
     )
 
 
-def _server_args(config: StackConfig, platform: Platform, name: str, settings: ServerSettings,
-                 services: list, backup: BackupBucket | None,
-                 authority: CertificateAuthority | None) -> SharedServerArgs:
-    images = config.images
+def _server_tls(config: StackConfig, authority: CertificateAuthority | None) -> ServerTlsArgs | None:
+    """Every server's TLS: the same CA, lifetimes and rotation token."""
+    if authority is None:
+        return None
     tls = config.tls
+    return ServerTlsArgs(
+        authority=authority,
+        cert_ttl_s=duration_s(tls.cert_ttl),
+        renew_before_s=duration_s(tls.renew_before),
+        required=tls.require,
+        rotation=tls.rotation,
+    )
+
+
+def _server_args(config: StackConfig, platform: Platform, name: str, settings: ServerSettings,
+                 services: list, backup: BackupBucket | None, tls: ServerTlsArgs | None) -> SharedServerArgs:
+    images = config.images
     return SharedServerArgs(
         platform=platform,
         image=images.postgres,
@@ -156,13 +168,7 @@ def _server_args(config: StackConfig, platform: Platform, name: str, settings: S
         backup_image=images.backup if backup else None,
         cpu=settings.cpu,
         memory=settings.memory,
-        tls=ServerTlsArgs(
-            authority=authority,
-            cert_ttl_s=duration_s(tls.cert_ttl),
-            renew_before_s=duration_s(tls.renew_before),
-            required=tls.require,
-            rotation=tls.rotation,
-        ) if authority else None,
+        tls=tls,
     )
 
 
@@ -239,9 +245,10 @@ def build(stack: str, config: StackConfig, platform: Platform,
             ),
         )
 
+    server_tls = _server_tls(config, authority)
     for name, settings, services in config.resolved_servers():
         deployment.servers[name] = SharedServer(
-            name, _server_args(config, platform, name, settings, services, deployment.backup, authority)
+            name, _server_args(config, platform, name, settings, services, deployment.backup, server_tls)
         )
 
     for service in config.services:

@@ -71,7 +71,8 @@ class FileSetRef:
     source: pulumi.Output[str]
     """The platform's name for it: a Docker volume, a Kubernetes Secret."""
     resources: Sequence[pulumi.Resource]
-    """What a process mounting the set must wait for: the files exist once these do."""
+    """What holds the files. Docker waits for them before a container that mounts the set starts;
+    Kubernetes does not (the kubelet holds the pod until its Secret exists)."""
     files: Sequence[str] = ()
     private: Sequence[str] = ()
     """Readable by `FILE_SET_GROUP` only (keys); the other files by all."""
