@@ -163,12 +163,20 @@ def test_every_driver_form_verifies_the_server(live: Live, monkeypatch: pytest.M
         finally:
             await engine.dispose()
 
+    def run_on_own_loop(url: str) -> bool:
+        # not asyncio.run: it leaves the main thread without a loop, which Pulumi's mocks need later
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(asyncpg_ssl(url))
+        finally:
+            loop.close()
+
     asyncpg_url = _local(live, urls["postgresql+asyncpg"], port)
     assert asyncpg_url.endswith("?ssl=verify-full")
     monkeypatch.setenv("PGSSLROOTCERT", live.tls["local_ca_path"])  # asyncpg's way to the CA
-    assert asyncio.run(asyncpg_ssl(asyncpg_url))
+    assert run_on_own_loop(asyncpg_url)
     monkeypatch.setenv("PGSSLROOTCERT", "/etc/ssl/certs/ca-certificates.crt")  # public CAs only: not ours
-    assert "certificate verify failed" in tls.refusal(lambda: asyncio.run(asyncpg_ssl(asyncpg_url)))
+    assert "certificate verify failed" in tls.refusal(lambda: run_on_own_loop(asyncpg_url))
 
 
 def test_the_replica_streams_from_the_primary_over_tls(live: Live) -> None:

@@ -5,6 +5,7 @@ program itself set.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -143,6 +144,10 @@ def install(project: str = "pgfleet", stack: str = "dev", config: Mapping[str, A
             secret_config: Mapping[str, str] | None = None) -> RecordingMocks:
     """Fresh mocks and config for one test: objects are passed as JSON, as the CLI does."""
     recording = RecordingMocks()
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:  # an earlier asyncio.run() in this process leaves the main thread without a loop
+        asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(recording, project=project, stack=stack, preview=False,
                              monitor=RecordingMonitor(recording))
     values = {
