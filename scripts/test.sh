@@ -4,7 +4,9 @@
 # Kubernetes cluster). setup/toolchain.sh is idempotent and takes seconds once its cache is warm.
 # The cluster is the one KUBECONFIG names when it answers; otherwise setup/cluster.sh's, started
 # here (and stopped again afterwards if it was not running before).
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/unit -k vault`.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/unit -k vault`. Without a path or
+# a selection, the cluster tier runs beside the other two in a second pytest (they share no
+# engine: the cluster's containerd against Docker), its report printed after theirs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r requirements.txt
@@ -19,4 +21,25 @@ else
   bash setup/cluster.sh up
   eval "$(bash setup/cluster.sh env)"
 fi
-python3 -m pytest "$@"
+
+whole_suite=true
+for arg in "$@"; do
+  case "$arg" in -k|-m|--lf|--last-failed|[!-]*) whole_suite=false ;; esac
+done
+if [ "$whole_suite" != true ] || [ -n "${PGFLEET_TEST_SERIAL:-}" ]; then
+  python3 -m pytest "$@"  # not exec: the EXIT trap stops a cluster started here
+  exit
+fi
+
+cluster_log="$(mktemp)"
+python3 -m pytest "$@" tests/cluster >"$cluster_log" 2>&1 &
+cluster_pid=$!
+status=0
+python3 -m pytest "$@" tests/unit tests/integration || status=$?
+cluster_status=0
+wait "$cluster_pid" || cluster_status=$?
+echo "=== the cluster tier (tests/cluster), run beside the tiers above"
+cat "$cluster_log"
+rm -f "$cluster_log"
+echo "unit and integration tiers: exit $status; cluster tier: exit $cluster_status"
+[ "$status" = 0 ] && [ "$cluster_status" = 0 ]

@@ -40,6 +40,24 @@ class KubernetesSettings:
         return self.admin_access == "forward"
 
 
+def _verbatim(value: pulumi.Input[str]) -> pulumi.Input[str]:
+    """A command word or env value as the process must see it. The kubelet expands `$(NAME)` in
+    command, args, probe commands and env values, and turns `$$` into `$`: a shell script's `$$`
+    (its own PID) would reach it as a bare `$`. Every `$` doubled passes the text through as is,
+    as Docker does."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    return pulumi.Output.from_input(value).apply(lambda text: text.replace("$", "$$"))
+
+
+def _verbatim_all(values: Sequence[pulumi.Input[str]] | None) -> list[pulumi.Input[str]]:
+    return [_verbatim(v) for v in values or ()]
+
+
+def _plain_env(env: Mapping[str, pulumi.Input[str]]) -> list[dict[str, Any]]:
+    return [{"name": k, "value": _verbatim(v)} for k, v in sorted(env.items())]
+
+
 def _file_key(path: str) -> str:
     return path.strip("/").replace("/", "__")
 
@@ -71,7 +89,7 @@ def _probes(spec: ProcessSpec) -> dict[str, dict[str, Any]]:
     if spec.health is None:
         return {}
     h = spec.health
-    check = {"exec_": {"command": list(h.command)}, "period_seconds": h.interval_s, "timeout_seconds": h.timeout_s}
+    check = {"exec_": {"command": _verbatim_all(h.command)}, "period_seconds": h.interval_s, "timeout_seconds": h.timeout_s}
     return {
         "startup_probe": {**check, "failure_threshold": -(-h.start_period_s // h.interval_s) + h.retries},
         "readiness_probe": {**check, "failure_threshold": h.retries},
@@ -144,7 +162,7 @@ class KubernetesPlatform:
 
     def run(self, spec: ProcessSpec, opts: pulumi.ResourceOptions) -> RunningProcess:
         selector = labels(spec.hostname, spec.role, spec.server)
-        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(spec.env.items())]
+        env = _plain_env(spec.env)
         volumes: list[dict[str, Any]] = []
         mounts: list[dict[str, Any]] = []
         if spec.secret_env or spec.files:
@@ -183,8 +201,8 @@ class KubernetesPlatform:
         container = {
             "name": spec.role,
             "image": spec.image,
-            "command": list(spec.command) if spec.command else None,
-            "args": list(spec.args) or None,
+            "command": _verbatim_all(spec.command) or None,
+            "args": _verbatim_all(spec.args) or None,
             "env": env or None,
             "ports": [{"name": p.name[:15], "container_port": p.port} for p in spec.ports],
             "volume_mounts": mounts or None,
@@ -279,7 +297,7 @@ class KubernetesPlatform:
 
     def schedule(self, job: JobSpec, opts: pulumi.ResourceOptions) -> pulumi.Resource:
         job_labels = labels(job.name, "backup", job.server)
-        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(job.env.items())]
+        env = _plain_env(job.env)
         if job.secret_env:
             secret = self._secret(f"{job.name}-secret", job.secret_env, job_labels, opts)
             env += [
@@ -312,7 +330,7 @@ class KubernetesPlatform:
                     "containers": [{
                         "name": "backup",
                         "image": job.image,
-                        "command": command,
+                        "command": _verbatim_all(command),
                         "env": env or None,
                         "volume_mounts": mounts or None,
                     }],

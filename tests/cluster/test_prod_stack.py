@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from kubernetes import client
 from pulumi import automation as auto
 
 from tests.support import live as checks
+from tests.support import tls
 from tests.support.cluster import Cluster, wait
 from tests.support.engine import throwaway_stack, up_with_policies
 from tests.support.live import connect
@@ -167,6 +169,38 @@ check pooled "$POOLED_URL" "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_p
 check pooled-plain "${POOLED_URL/sslmode=verify-full/sslmode=disable}" "SELECT 1"
 """
 
+#: One session held open across a rotation, and the serial each endpoint serves, every 3 s,
+#: until the primary, a replica and PgBouncer all serve a new certificate.
+ROTATION_CLIENT = r"""
+set -u
+served() {
+  openssl s_client -starttls postgres -connect "$1" -verify_hostname "${1%:*}" -CAfile /etc/pgfleet/ca.crt \
+    -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial | cut -d= -f2
+}
+coproc DB { psql "$URL" -XtAq 2>&1; }
+ask() {
+  echo "SELECT pg_backend_pid() || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid();" >&"${DB[1]}"
+  read -r -t 10 line <&"${DB[0]}" && echo "session $line"
+}
+endpoints="$PRIMARY:5432 $READ:5432 $POOLER:6432"
+declare -A first
+for e in $endpoints; do first[$e]=$(served "$e"); echo "serving $e ${first[$e]}"; done
+ask
+for _ in $(seq 1 100); do
+  sleep 3
+  ask
+  rotated=0
+  for e in $endpoints; do now=$(served "$e"); [ -n "$now" ] && [ "$now" != "${first[$e]}" ] && rotated=$((rotated + 1)); done
+  if [ "$rotated" = 3 ]; then
+    for e in $endpoints; do echo "rotated $e $(served "$e")"; done
+    ask
+    exit 0
+  fi
+done
+exit 1
+"""
+
+
 def _client_pod(cluster: Cluster, prod: ClusterLive, name: str, script: str, service: str = "orders") -> str:
     """A pod of `service` (its labels, in its namespace) with the CA mounted at tls.ca_path's
     folder and its URLs in a Secret: started, its name returned."""
@@ -198,6 +232,31 @@ def test_replicas_stream_over_tls(prod: ClusterLive) -> None:
     with connect(prod.admin("orders")) as admin:
         streams = admin.execute("SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)").fetchall()
     assert streams == [(True,), (True,)]  # shared's two replicas
+
+
+def test_a_rotation_through_up_reaches_every_pod_without_a_restart(cluster: Cluster, prod: ClusterLive) -> None:
+    def pods() -> dict[str, tuple[str, int]]:
+        listed = cluster.core.list_namespaced_pod(prod.namespace, label_selector="pgfleet.io/server=shared").items
+        return {p.metadata.name: (p.metadata.uid, p.status.container_statuses[0].restart_count)
+                for p in listed if p.status.container_statuses}
+
+    before = tls.vault_serial(prod.servers["shared"]["certificate_serial"])
+    running = pods()
+    pod = _client_pod(cluster, prod, "tls-rotation", ROTATION_CLIENT)
+    wait(lambda: "session" in cluster.log(APPS, pod), 60, "the client's session to open", errors=(Exception,))
+    prod.stack.set_config("pgfleet:tls", auto.ConfigValue(value=json.dumps({"rotation": f"test-{time.time_ns()}"})))
+    after = tls.vault_serial(up_with_policies(prod.stack).outputs["servers"].value["shared"]["certificate_serial"])
+    assert after != before
+    # the kubelet rewrites a changed Secret's files within its sync period (a minute or so)
+    phase, log = cluster.finish_pod(APPS, pod, timeout=300)
+    assert phase == "Succeeded", log
+    served = [int(line.split()[2], 16) for line in log.splitlines() if line.startswith("serving")]
+    rotated = [int(line.split()[2], 16) for line in log.splitlines() if line.startswith("rotated")]
+    sessions = {line.split(" ", 1)[1] for line in log.splitlines() if line.startswith("session")}
+    assert served == [before] * 3 and rotated == [after] * 3, log
+    assert len(sessions) == 1 and next(iter(sessions)).endswith(" true"), f"one TLS session throughout: {sessions}"
+    assert pods() == running, "no pod was restarted or replaced"
+    checks.check_second_preview_is_empty(prod)  # in the same period, with the same token: nothing is due
 
 
 def test_a_deleted_primary_comes_back_with_its_rows(cluster: Cluster, prod: ClusterLive) -> None:
@@ -233,3 +292,4 @@ def test_data_survives_destroy(cluster: Cluster, prod: ClusterLive) -> None:
     stack.remove_config("pgfleet:protect")
     again = ClusterLive(stack, stack.up(on_output=print), prod.namespace)
     assert ("before the pod went",) in _rows(again.url("orders"))
+

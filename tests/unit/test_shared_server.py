@@ -145,6 +145,16 @@ def test_replicas_clone_from_the_primary_with_a_replication_role() -> None:
     assert outcome.mocks.named("main-replicator").urn in replica.dependencies
 
 
+def test_kubernetes_hands_the_replica_script_to_the_shell_as_docker_does() -> None:
+    docker = build("docker", replicas=1, read_host_port=5442).mocks.named("main-read", CONTAINER).inputs
+    kubernetes = build("kubernetes", replicas=1).mocks.named("main-read-statefulset").inputs
+    (container,) = kubernetes["spec"]["template"]["spec"]["containers"]
+    script = docker["command"][0]
+    assert '"$(id -u)"' in script and "$PGDATA" in script
+    # the kubelet turns `$$` into `$` (and expands `$(NAME)`): every `$` reaches it doubled
+    assert container["command"] == ["bash", "-c"] and container["args"][0] == script.replace("$", "$$")
+
+
 def test_no_replica_means_reads_go_to_the_primary() -> None:
     outcome = build("docker")
     assert outcome.values["read_host"].value == outcome.values["host"].value == "main"
