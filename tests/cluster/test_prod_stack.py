@@ -292,4 +292,3 @@ def test_data_survives_destroy(cluster: Cluster, prod: ClusterLive) -> None:
     stack.remove_config("pgfleet:protect")
     again = ClusterLive(stack, stack.up(on_output=print), prod.namespace)
     assert ("before the pod went",) in _rows(again.url("orders"))
-
