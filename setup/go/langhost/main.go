@@ -65,6 +65,20 @@ func main() {
 	useExec := fs.String("use-executor", "", "path of the exec script (default: beside this binary)")
 	// tolerate flags newer engines may pass
 	fs.String("root", "", "ignored")
+	// Engines built from sdk/v3 before the runtime options moved into ProgramInfo (such as the
+	// plugin host inside pulumi-language-yaml v1.25.0, sdk/v3 v3.206.0) pass each runtime option
+	// of Pulumi.yaml / PulumiPlugin.yaml as a flag too. The options are read from the requests.
+	for _, o := range []string{"virtualenv", "toolchain", "typechecker"} {
+		fs.String(o, "", "runtime option (ignored: read from each request's ProgramInfo)")
+	}
+	// Under `pulumi --logflow` the engine starts every plugin with its logging flags
+	// (`--logtostderr`, `-v=N`). They are glog's, which sdk/v3's logging package registers on
+	// flag.CommandLine (where logging.InitLogging reads them back): accept them all here.
+	flag.CommandLine.VisitAll(func(f *flag.Flag) {
+		if fs.Lookup(f.Name) == nil {
+			fs.Var(f.Value, f.Name, f.Usage)
+		}
+	})
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
