@@ -10,7 +10,7 @@
 # Usage: setup/toolchain.sh [--cluster]
 #        PGFLEET_ONLY=pulumi,providers setup/toolchain.sh
 #        PGFLEET_SKIP=images setup/toolchain.sh
-# Steps: pulumi langhost docker providers vaultserver versitygw images actionlint
+# Steps: pulumi langhost yamlhost docker providers vaultserver versitygw images actionlint
 #        (--cluster) kubernetes-provider node-packages containerd kube pause
 # Exit status: 0 when every step is ok/cached or UNAVAILABLE (the module proxy refuses a module
 # version: reported, not fatal); 1 when a step failed for another reason.
@@ -55,6 +55,7 @@ esac
 T_START=$SECONDS
 if want pulumi; then run_step "pulumi CLI" "$LOGS/pulumi-cli.log" step_pulumi; fi
 if want langhost; then run_step "pulumi-language-python" "$LOGS/langhost.log" step_langhost; fi
+if want yamlhost; then run_step "pulumi-language-yaml $PULUMI_YAML_VERSION" "$LOGS/yamlhost.log" step_yamlhost; fi
 if want docker; then run_step "docker engine" "$LOGS/docker.log" step_docker; fi
 if want providers; then
   command -v jq >/dev/null 2>&1 || apt_install jq

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# The Pulumi engine: the CLI and its Python language host. A pulumi already on PATH, at least as
-# new as the Python SDK pin and not built by us, is used as it is.
+# The Pulumi engine: the CLI and its Python and YAML language hosts. A pulumi already on PATH, at
+# least as new as the Python SDK pin and not built by us, is used as it is.
 
 existing_pulumi() { # prints a user's adequate pulumi, or nothing
   local p v
@@ -84,4 +84,65 @@ step_langhost() {
     fi
   done
   echo "$status|$out"
+}
+
+existing_yamlhost() { # prints a pulumi-language-yaml the machine already has, not built by us, or nothing
+  local p c
+  # beside the pulumi on PATH (where the engine looks for a bundled language host), ...
+  if p="$(command -v pulumi 2>/dev/null)"; then
+    c="$(dirname "$(readlink -f "$p")")/pulumi-language-yaml"
+    if [ -x "$c" ] && ! ours "$c"; then echo "$c"; return 0; fi
+  fi
+  # ... else on PATH
+  if c="$(command -v pulumi-language-yaml 2>/dev/null)" && ! ours "$c"; then echo "$c"; fi
+  return 0
+}
+
+# Module github.com/pulumi/pulumi-yaml (cmd/pulumi-language-yaml), built by a wrapper module. The
+# module has no replace directives; its pkg/v3 and sdk/v3 requirement (v3.206.0 at v1.25.0) is left
+# to Go's MVS: the host talks to the engine over gRPC only, so it need not match the CLI's pkg/v3,
+# and v1.25.0 does not compile against pkg/v3 v3.274.1 (schema.NewPluginLoader and
+# plugin.NewContextWithRoot changed).
+step_yamlhost() {
+  local found; found="$(existing_yamlhost)"
+  if [ -n "$found" ]; then
+    # The engine finds a host on PATH only when PULUMI_IGNORE_AMBIENT_PLUGINS is unset (env.sh sets
+    # it): a user's host on PATH is linked beside our CLI, where it is found either way.
+    if [ "$(dirname "$found")" != "$CACHE/bin/pulumi/$PULUMI_CLI_VERSION" ] \
+      && [ -d "$CACHE/bin/pulumi/$PULUMI_CLI_VERSION" ] && ours "$(pulumi_cli)"; then
+      ln -sfn "$found" "$CACHE/bin/pulumi/$PULUMI_CLI_VERSION/pulumi-language-yaml"
+    fi
+    echo "found|$found (not built)"
+    return 0
+  fi
+  local v="$PULUMI_YAML_VERSION" out="$CACHE/bin/yamlhost/$PULUMI_YAML_VERSION" status=cached
+  if [ ! -x "$out/pulumi-language-yaml" ]; then
+    status=built
+    local b="$CACHE/build/yamlhost-$v"
+    mkdir -p "$b" "$out"
+    printf 'module pgfleet.local/build/yamlhost\n\ngo 1.26\n\nrequire github.com/pulumi/pulumi-yaml %s\n' "$v" \
+      >"$b/go.mod"
+    printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml"\n' \
+      >"$b/tools.go"
+    log "building pulumi-language-yaml $v (log $LOGS/yamlhost.log)"
+    # upstream's release flags (.goreleaser.yml): the version is what GetPluginInfo reports
+    go_wrapper_build "$b" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml "$out/pulumi-language-yaml" \
+      -ldflags "-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=$v"
+    # report which pulumi pkg/v3 and sdk/v3 MVS chose
+    (cd "$b" && go list -m github.com/pulumi/pulumi/pkg/v3 github.com/pulumi/pulumi/sdk/v3) >&2
+  fi
+  # Beside the pulumi binary (the engine looks there first for a bundled language host such as
+  # yaml), not on PATH: a second copy on PATH makes the engine warn "using pulumi-language-yaml
+  # from $PATH", as with pulumi-language-python. A hard link, not a symlink: the YAML host loads
+  # package schemas with a plugin host of its own, which looks for the other bundled hosts (the
+  # python one, for a Python component provider under `packages:`) beside its own executable
+  # with symlinks resolved; through a symlink that is $out, where there is none ("no language
+  # plugin 'pulumi-language-python' found in the workspace").
+  if ours "$BIN_DIR/pulumi-language-yaml"; then rm -f "$BIN_DIR/pulumi-language-yaml"; fi
+  local where="$out (not linked: no pulumi CLI of ours)" cli="$CACHE/bin/pulumi/$PULUMI_CLI_VERSION"
+  if [ -d "$cli" ]; then
+    ln -f "$out/pulumi-language-yaml" "$cli/pulumi-language-yaml"
+    where="$out, hard-linked beside $cli/pulumi"
+  fi
+  echo "$status|$where"
 }
