@@ -78,7 +78,12 @@ if want versitygw; then run_step "versitygw $VERSITYGW_VERSION" "$LOGS/versitygw
 if want images; then
   if docker info >/dev/null 2>&1; then
     run_step "image $PGFLEET_BASE_IMAGE" "$LOGS/image-base.log" step_base_image
-    run_step "image $PGFLEET_POSTGRES_IMAGE" "$LOGS/image-postgres.log" build_image postgres "$PGFLEET_POSTGRES_IMAGE" "$SETUP_DIR/images/shared/pgfleet-reload-on-change"
+    run_step "image $PGFLEET_POSTGRES_IMAGE" "$LOGS/image-postgres.log" \
+      step_postgres_image 15 "$PGFLEET_POSTGRES_IMAGE" "$PGFLEET_BASE_IMAGE"
+    run_step "image $PGFLEET_POSTGRES17_BASE_IMAGE" "$LOGS/image-base-$PGFLEET_POSTGRES17_SUITE.log" \
+      step_base_image "$PGFLEET_POSTGRES17_SUITE" "$PGFLEET_POSTGRES17_BASE_IMAGE"
+    run_step "image $PGFLEET_POSTGRES17_IMAGE" "$LOGS/image-postgres17.log" \
+      step_postgres_image 17 "$PGFLEET_POSTGRES17_IMAGE" "$PGFLEET_POSTGRES17_BASE_IMAGE"
     run_step "image $PGFLEET_PGBOUNCER_IMAGE" "$LOGS/image-pgbouncer.log" build_image pgbouncer "$PGFLEET_PGBOUNCER_IMAGE" "$SETUP_DIR/images/shared/pgfleet-reload-on-change"
     run_step "image $PGFLEET_EXPORTER_IMAGE" "$LOGS/image-postgres-exporter.log" build_image postgres-exporter "$PGFLEET_EXPORTER_IMAGE"
     run_step "image $PGFLEET_REDIS_IMAGE" "$LOGS/image-redis.log" build_image redis "$PGFLEET_REDIS_IMAGE"

@@ -13,6 +13,7 @@ NICE="nice -n 10"
 
 declare -a SUMMARY=()
 declare -a IMAGE_BUILD_ARGS=()
+declare -a IMAGE_KEY_ARGS=()
 FAILED=0
 
 log() { printf '[toolchain %s] %s\n' "$(date +%H:%M:%S)" "$*" >&3; }

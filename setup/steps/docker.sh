@@ -22,17 +22,20 @@ step_docker() {
 # Images: debootstrap base + Dockerfiles in setup/images/, rebuilt only when inputs change
 image_hash() { docker image inspect -f '{{index .Config.Labels "org.pgfleet.hash"}}' "$1" 2>/dev/null || true; }
 
+# step_base_image [SUITE TAG]: debootstrap SUITE (minbase) and import it as TAG (default
+# $DEBIAN_SUITE as $PGFLEET_BASE_IMAGE); cached by the suite and mirror
 step_base_image() {
-  local h
-  h="$(printf 'minbase %s %s v1' "$DEBIAN_SUITE" "$DEBIAN_MIRROR" | sha256sum | cut -c1-12)"
-  if [ "$(image_hash "$PGFLEET_BASE_IMAGE")" = "$h" ]; then echo "cached|$PGFLEET_BASE_IMAGE"; return 0; fi
+  local suite="${1:-$DEBIAN_SUITE}" tag="${2:-$PGFLEET_BASE_IMAGE}" h
+  h="$(printf 'minbase %s %s v1' "$suite" "$DEBIAN_MIRROR" | sha256sum | cut -c1-12)"
+  if [ "$(image_hash "$tag")" = "$h" ]; then echo "cached|$tag"; return 0; fi
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
-  local tarball="$CACHE/rootfs/$DEBIAN_SUITE-minbase-$h.tar"
+  mkdir -p "$CACHE/rootfs"
+  local tarball="$CACHE/rootfs/$suite-minbase-$h.tar"
   if [ ! -s "$tarball" ]; then
-    local root="$CACHE/rootfs/$DEBIAN_SUITE-minbase.tmp"
+    local root="$CACHE/rootfs/$suite-minbase.tmp"
     rm -rf "$root"; mkdir -p "$root"
-    log "debootstrap $DEBIAN_SUITE (minbase)"
-    debootstrap --variant=minbase "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" >&2
+    log "debootstrap $suite (minbase)"
+    debootstrap --variant=minbase "$suite" "$root" "$DEBIAN_MIRROR" >&2
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$root"
@@ -42,30 +45,44 @@ step_base_image() {
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["bash"]' \
-    "$tarball" "$PGFLEET_BASE_IMAGE" >&2
-  echo "built|$PGFLEET_BASE_IMAGE"
+    "$tarball" "$tag" >&2
+  echo "built|$tag"
 }
 
-# build_image DIR TAG [EXTRA_FILE...]: extra files are copied into the build context
+# build_image DIR TAG [EXTRA_FILE...]: extra files are copied into the build context.
+# IMAGE_BASE (default $PGFLEET_BASE_IMAGE) is the image built FROM (build arg BASE_IMAGE);
+# IMAGE_KEY_ARGS are build args that choose what is built (PG_MAJOR=17), part of the hash;
+# IMAGE_BUILD_ARGS are further docker build options, not hashed (what they name is in the context).
 build_image() {
   local name="$1" dir="$SETUP_DIR/images/$1" tag="$2"; shift 2
-  local base_id h
-  base_id="$(docker image inspect -f '{{.Id}}' "$PGFLEET_BASE_IMAGE")"
-  h="$(printf '%s %s' "$(hash_of "$dir" "$@")" "$base_id" | sha256sum | cut -c1-12)"
+  local base="${IMAGE_BASE:-$PGFLEET_BASE_IMAGE}" base_id h key a
+  local -a key_args=()
+  base_id="$(docker image inspect -f '{{.Id}}' "$base")"
+  key="$base_id"
+  for a in ${IMAGE_KEY_ARGS[@]+"${IMAGE_KEY_ARGS[@]}"}; do key+=" $a"; key_args+=(--build-arg "$a"); done
+  h="$(printf '%s %s' "$(hash_of "$dir" "$@")" "$key" | sha256sum | cut -c1-12)"
   if [ "$(image_hash "$tag")" = "$h" ]; then echo "cached|$tag"; return 0; fi
-  local ctx="$CACHE/build/image-$name"
+  local ctx="$CACHE/build/image-$name-${tag//[^A-Za-z0-9._-]/_}"
   rm -rf "$ctx"; mkdir -p "$ctx"
   cp -a "$dir/." "$ctx/"
   local f
   # hard links: the build context lives on the same filesystem as the cache
   for f in "$@"; do cp -rlL "$f" "$ctx/" 2>/dev/null || cp -rL "$f" "$ctx/"; done
   log "docker build $tag"
-  docker build -q --label "org.pgfleet.hash=$h" --build-arg "BASE_IMAGE=$PGFLEET_BASE_IMAGE" \
-    ${IMAGE_BUILD_ARGS[@]+"${IMAGE_BUILD_ARGS[@]}"} -t "$tag" "$ctx" >&2
+  docker build -q --label "org.pgfleet.hash=$h" --build-arg "BASE_IMAGE=$base" \
+    ${key_args[@]+"${key_args[@]}"} ${IMAGE_BUILD_ARGS[@]+"${IMAGE_BUILD_ARGS[@]}"} -t "$tag" "$ctx" >&2
   rm -rf "$ctx"
   # drop the superseded (now untagged) build of this image
   docker image prune -f --filter label=org.pgfleet.hash >/dev/null 2>&1 || true
   echo "built|$tag"
+}
+
+# step_postgres_image MAJOR TAG BASE: setup/images/postgres for one PostgreSQL major, on the
+# base image of a Debian suite that packages it (15: bookworm, 17: trixie)
+step_postgres_image() {
+  IMAGE_BASE="$3"
+  IMAGE_KEY_ARGS=("PG_MAJOR=$1")
+  build_image postgres "$2" "$SETUP_DIR/images/shared/pgfleet-reload-on-change"
 }
 
 step_openbao_image() {

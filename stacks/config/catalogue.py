@@ -72,7 +72,7 @@ class Catalogue:
 
 
 #: The majors with a catalogue, written by setup/describe-postgres-image.py from the project's image.
-CATALOGUED = (15,)
+CATALOGUED = (15, 17)
 
 
 @cache
