@@ -1,7 +1,7 @@
 """Pulumi entry point: validate the stack config, then build the stack on its platform."""
 import sys
 
-from stacks import ConfigError, run
+from pgfleet.stacks import ConfigError, run
 
 try:
     run()

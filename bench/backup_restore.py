@@ -41,10 +41,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from operations.deployed import DeployedServers, servers_of
-from operations.deployed.docker import DockerServers
-from operations.deployed.kubernetes import KubernetesServers
-from operations.restore import restore_pitr
+from pgfleet.operations.deployed import DeployedServers, servers_of
+from pgfleet.operations.deployed.docker import DockerServers
+from pgfleet.operations.deployed.kubernetes import KubernetesServers
+from pgfleet.operations.restore import restore_pitr
 from tests.support.engine import throwaway_stack
 from tests.support.live import isolated
 

@@ -5,12 +5,15 @@ from .backup_bucket import BackupBucket, BackupBucketArgs
 from .certificate_authority import CertificateAuthority, CertificateAuthorityArgs, ServerCertificate
 from .isolated_database import DRIVER_SCHEMES, IsolatedDatabase, IsolatedDatabaseArgs, tls_query
 from .redis_cache import RedisCache, RedisCacheArgs
+from .service_database import PlatformTopology, ServiceDatabase, ServiceDatabaseArgs
+from .service_provisioner import ServiceProvisioner, ServiceProvisionerArgs
 from .shared_server import PoolerArgs, ServerConnection, ServerTlsArgs, SharedServer, SharedServerArgs
 from .vault_app_role import VaultAppRole, VaultAppRoleArgs
 
 __all__ = [
     "BackupBucket", "BackupBucketArgs", "CertificateAuthority", "CertificateAuthorityArgs", "DRIVER_SCHEMES",
     "IsolatedDatabase", "IsolatedDatabaseArgs", "PoolerArgs", "RedisCache", "RedisCacheArgs", "ServerCertificate",
-    "ServerConnection", "ServerTlsArgs", "SharedServer", "SharedServerArgs", "VaultAppRole", "VaultAppRoleArgs",
-    "tls_query",
+    "PlatformTopology", "ServerConnection", "ServerTlsArgs", "ServiceDatabase", "ServiceDatabaseArgs",
+    "ServiceProvisioner", "ServiceProvisionerArgs", "SharedServer", "SharedServerArgs", "VaultAppRole",
+    "VaultAppRoleArgs", "tls_query",
 ]

@@ -57,10 +57,12 @@ def tls_query(scheme: str, ca_path: str) -> str:
 
 
 def _url(scheme: str, user: pulumi.Input[str], password: pulumi.Input[str], host: pulumi.Input[str],
-         port: int, database: pulumi.Input[str], ca_path: str | None = None) -> pulumi.Output[str]:
+         port: pulumi.Input[int], database: pulumi.Input[str], ca_path: str | None = None) -> pulumi.Output[str]:
     query = f"?{tls_query(scheme, ca_path)}" if ca_path else ""
+    # a port read from another stack arrives as an Output, and as a float (JSON has one number type)
+    port_text = pulumi.Output.from_input(port).apply(lambda number: str(int(number)))
     return pulumi.Output.secret(
-        pulumi.Output.concat(scheme, "://", user, ":", password, "@", host, ":", str(port), "/", database, query)
+        pulumi.Output.concat(scheme, "://", user, ":", password, "@", host, ":", port_text, "/", database, query)
     )
 
 

@@ -96,14 +96,14 @@ class ServerConnection:
     name: str
     provider: postgresql.Provider
     host: pulumi.Output[str]
-    port: int
+    port: pulumi.Input[int]
     read_host: pulumi.Output[str]
-    read_port: int
+    read_port: pulumi.Input[int]
     local_host: pulumi.Output[str] | None = None
-    local_port: int | None = None
-    local_read_port: int | None = None
+    local_port: pulumi.Input[int] | None = None
+    local_read_port: pulumi.Input[int] | None = None
     pooler_host: pulumi.Output[str] | None = None
-    pooler_port: int | None = None
+    pooler_port: pulumi.Input[int] | None = None
     keeps_data: bool = False
     """The server's data outlives the stack: databases and roles made on it are kept (Pulumi
     forgets them) when the stack no longer declares them, instead of dropped with their rows."""

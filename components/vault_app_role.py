@@ -30,6 +30,11 @@ class VaultAppRoleArgs:
     from the role_id, which is a plain output; without it only the secret output carries it."""
 
 
+def read_policy_name(service: str) -> str:
+    """The name of the policy that reads a service's secret."""
+    return f"{service}-read"
+
+
 def read_policy(kv_mount: str, service: str) -> str:
     """HCL granting read on exactly one KV v2 secret: the service's own."""
     return f'path "{kv_mount}/data/{service}" {{\n  capabilities = ["read"]\n}}\n'
@@ -62,7 +67,7 @@ class VaultAppRole(pulumi.ComponentResource):
         )
         policy = vault.Policy(
             f"{name}-policy",
-            name=f"{service}-read",
+            name=read_policy_name(service),
             policy=pulumi.Output.from_input(args.kv_mount).apply(lambda mount: read_policy(mount, service)),
             opts=child,
         )

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_random as random
 import pulumi_vault as vault
 
-from components import (
+from pgfleet.components import (
     BackupBucket,
     BackupBucketArgs,
     CertificateAuthority,
@@ -20,12 +20,14 @@ from components import (
     RedisCache,
     RedisCacheArgs,
     ServerTlsArgs,
+    ServiceProvisioner,
+    ServiceProvisionerArgs,
     SharedServer,
     SharedServerArgs,
     VaultAppRole,
     VaultAppRoleArgs,
 )
-from components.platform import HealthCheck, Platform, PortSpec, ProcessSpec
+from pgfleet.components.platform import HealthCheck, Platform, PortSpec, ProcessSpec
 
 from . import outputs
 from .config import ConfigError, Problem, ServerSettings, StackConfig
@@ -41,6 +43,8 @@ class Deployment:
     servers: dict[str, SharedServer] = field(default_factory=dict)
     databases: dict[str, IsolatedDatabase] = field(default_factory=dict)
     approles: dict[str, VaultAppRole] = field(default_factory=dict)
+    provisioners: dict[str, ServiceProvisioner] = field(default_factory=dict)
+    """Per service stack: its provisioner on its server and in Vault."""
     backup: BackupBucket | None = None
     redis: RedisCache | None = None
     vault_address: pulumi.Output[str] | None = None
@@ -153,7 +157,9 @@ def _server_args(config: StackConfig, platform: Platform, name: str, settings: S
         admin_username=settings.admin_user,
         extensions=tuple(settings.extensions),
         settings=dict(settings.settings),
-        clients=[s.pod_selector for s in services],
+        # service stacks' pods carry the default label, {'app': <name>}
+        clients=[s.pod_selector for s in services]
+        + [{"app": s.name.replace("_", "-")} for s in config.service_stacks if config.server_of_stack(s) == name],
         databases=[s.database_name for s in services],
         pooler=PoolerArgs(
             image=images.pgbouncer,
@@ -288,6 +294,19 @@ def build(stack: str, config: StackConfig, platform: Platform,
                 secret_id_num_uses=config.vault.secret_id_num_uses,
                 bind_cidrs=list(service.vault.bind_cidrs),
                 secret_id_platform=platform if platform.kind == "kubernetes" else None,
+            ),
+            opts=with_vault,
+        )
+    for entry in config.service_stacks:
+        deployment.provisioners[entry.name] = ServiceProvisioner(
+            f"{entry.name}-provisioner",
+            ServiceProvisionerArgs(
+                server=deployment.servers[config.server_of_stack(entry)].connection,
+                service=entry.name,
+                kv_mount=kv.path,
+                approle_path=config.vault.approle_path,
+                connection_limit=entry.connection_limit,
+                token_ttl_s=duration_s(entry.token_ttl),
             ),
             opts=with_vault,
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pulumi
 
-from components.platform.docker import DockerPlatform, DockerSettings
+from pgfleet.components.platform.docker import DockerPlatform, DockerSettings
 
 from .compose import Deployment, build
 from .config import StackConfig

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
+from pgfleet.components.service_provisioner import TOPOLOGY_OUTPUT, topology_entry
+
 from .config.names import JOB_SUFFIXES, placed_servers
 
 if TYPE_CHECKING:
@@ -29,6 +31,8 @@ SERVER_ADMIN_PASSWORDS = "server_admin_passwords"
 PLATFORM = "platform"
 #: Plain: the stack's CA certificate and where clients find it (TLS on, required).
 TLS = "tls"
+#: Per service stack, plain: what its `ServiceDatabase` reads (hosts, ports, Vault paths).
+SERVICE_STACKS = TOPOLOGY_OUTPUT
 
 
 def export(config: StackConfig, deployment: Deployment) -> None:
@@ -97,7 +101,10 @@ def export(config: StackConfig, deployment: Deployment) -> None:
             "ca_secret": deployment.ca_secret,
             "local_ca_path": deployment.local_ca_path,
         })
-    pulumi.export(PLATFORM, platform_objects(config))
+    objects = platform_objects(config)
+    pulumi.export(PLATFORM, objects)
+    if config.service_stacks:
+        pulumi.export(SERVICE_STACKS, service_stacks(config, deployment, objects))
     pulumi.export(SERVER_ADMIN_PASSWORDS, pulumi.Output.secret(
         {name: server.admin_password for name, server in deployment.servers.items()}
     ))
@@ -123,3 +130,23 @@ def platform_objects(config: StackConfig) -> dict[str, Any]:
         }
     located = {"namespace": config.kubernetes.namespace} if kubernetes else {"prefix": prefix}
     return {"kind": config.platform, **located, "servers": servers}
+
+
+def service_stacks(config: StackConfig, deployment: Deployment, objects: dict[str, Any]) -> dict[str, Any]:
+    """Per service stack, what its deploy needs to reach its server and Vault."""
+    assert deployment.authority is not None  # cross-checks refuse service stacks without TLS
+    entries = {}
+    for entry in config.service_stacks:
+        name = config.server_of_stack(entry)
+        connection = deployment.servers[name].connection
+        if config.platform == "kubernetes":
+            admin: dict[str, Any] = {"kind": "kubernetes", "namespace": config.kubernetes.namespace,
+                                     "pod": f"{objects['servers'][name]['primary']}-0", "port": connection.port}
+        else:
+            admin = {"kind": "docker", "host": connection.local_host, "port": connection.local_port}
+        entries[entry.name] = topology_entry(
+            connection, deployment.provisioners[entry.name], admin=admin,
+            vault_address=deployment.vault_address or "", kv_mount=config.vault.kv_mount,
+            approle_path=config.vault.approle_path, ca_certificate=deployment.authority.ca_certificate,
+        )
+    return entries

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import pulumi
 
-from components.platform.kubernetes import KubernetesPlatform, KubernetesSettings
+from pgfleet.components.platform.kubernetes import KubernetesPlatform, KubernetesSettings
 
 from .compose import Deployment, build
 from .config import StackConfig

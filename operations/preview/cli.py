@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from policies import PACK_DIR
+from pgfleet.policies import PACK_DIR
 
 from . import digest
 from .github import GitHubError, PullRequest, append_job_summary

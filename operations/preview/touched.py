@@ -2,7 +2,7 @@
 (components, stacks, policies, dependencies, images) touches every stack; docs, tests and CI
 files touch none.
 
-    python3 -m operations.preview.touched BASE_REF [--cwd DIR]   # prints one stack per line
+    python3 -m pgfleet.operations.preview.touched BASE_REF [--cwd DIR]   # prints one stack per line
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def touched_since(cwd: Path, base: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m operations.preview.touched", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 -m pgfleet.operations.preview.touched", description=__doc__.split("\n\n")[0])
     parser.add_argument("base", help="the commit or ref the change is compared with")
     parser.add_argument("--cwd", type=Path, default=Path.cwd())
     args = parser.parse_args(argv)

@@ -14,4 +14,4 @@ project="${PGFLEET_PROJECT_DIR:-$PWD}"
 args=(--cwd "$project" --changed-since "$base" --output "$project/preview-report.md" --summary)
 [ -n "${GITHUB_TOKEN:-}" ] && args+=(--comment)
 [ "${PGFLEET_ALLOW_DATA_LOSS:-false}" = true ] && args+=(--allow-data-loss)
-python3 -m operations.preview "${args[@]}"
+python3 -m pgfleet.operations.preview "${args[@]}"

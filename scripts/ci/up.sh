@@ -10,7 +10,7 @@ source "$(dirname "$0")/prepare.sh"
 
 pack="$(python3 -c 'import policies; print(policies.PACK_DIR)')"
 project="${PGFLEET_PROJECT_DIR:-$PWD}"
-touched="$(python3 -m operations.preview.touched "$base" --cwd "$project")"
+touched="$(python3 -m pgfleet.operations.preview.touched "$base" --cwd "$project")"
 mapfile -t stacks <<<"$touched"
 [ -n "$touched" ] || stacks=()
 if [ "${#stacks[@]}" -eq 0 ]; then

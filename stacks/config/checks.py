@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from components.platform.base import dns_name
+from pgfleet.components.platform.base import dns_name
 
 from .models import ServerSettings, StackConfig
 from .names import name_problems, placed_servers
@@ -69,8 +69,43 @@ def _placement(config: StackConfig) -> Iterator[Problem]:
             )
         databases[key] = where
     for i, server in enumerate(config.servers):
-        if not any(s.topology == "shared" and s.server in (server.name, None) for s in config.services):
+        hosted = [s.server for s in config.services if s.topology == "shared"] + [s.server for s in config.service_stacks]
+        if not any(name in (server.name, None) for name in hosted):
             yield Problem(f"servers[{i}].name", f"server {server.name!r} hosts no service; remove it or place one on it")
+
+
+#: The first PostgreSQL major whose CREATEROLE reaches only the roles that role created.
+SCOPED_CREATEROLE = 16
+
+
+def _service_stacks(config: StackConfig) -> Iterator[Problem]:
+    servers = {server.name: server for server in config.servers}
+    names = [(f"services[{i}].name", s.name) for i, s in enumerate(config.services)]
+    names += [(f"service_stacks[{i}].name", s.name) for i, s in enumerate(config.service_stacks)]
+    # duplicates among `services` alone are _names' to report
+    yield from (p for p in _duplicates(names, "service name") if p.path.startswith("service_stacks"))
+    for i, entry in enumerate(config.service_stacks):
+        where = f"service_stacks[{i}]"
+        valid = ", ".join(sorted(servers)) or "none declared under 'servers'"
+        if entry.server is None and len(servers) != 1:
+            yield Problem(f"{where}.server", f"required when the stack has {len(servers)} servers (valid: {valid})")
+            continue
+        if entry.server is not None and entry.server not in servers:
+            yield Problem(f"{where}.server", f"unknown server {entry.server!r} (valid: {valid})")
+            continue
+        server = servers[config.server_of_stack(entry)]
+        if server.version < SCOPED_CREATEROLE:
+            yield Problem(
+                f"{where}.server",
+                f"server {server.name!r} runs PostgreSQL {server.version}, where a provisioner's CREATEROLE "
+                f"reaches every role; service stacks need version {SCOPED_CREATEROLE} or newer (e.g. version: 17 "
+                "with images.postgres pgfleet/postgres:17)",
+            )
+        if config.platform == "docker" and server.port is None:
+            yield Problem(f"{where}.server", f"server {server.name!r} has no host port: a service stack's deploy "
+                                             "dials it there; set its port")
+    if config.service_stacks and not config.tls.enabled:
+        yield Problem("tls.enabled", "service_stacks need TLS: their deploys reach the server over the network")
 
 
 def _server_ports(prefix: str, server: ServerSettings) -> list[tuple[str, int | None]]:
@@ -171,6 +206,7 @@ def cross_checks(config: StackConfig) -> list[Problem]:
     return [
         *_names(config),
         *_placement(config),
+        *_service_stacks(config),
         *_host_ports(config),
         *_redis(config),
         *_limits(config),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .types import (
     Cidr,
@@ -154,6 +154,16 @@ class ServiceConfig(_Section):
     @property
     def pod_selector(self) -> dict[str, str]:
         return self.pod_labels or {"app": self.name.replace("_", "-")}
+
+
+class ServiceStackConfig(_Section):
+    """A service whose own Pulumi stack declares its database and AppRole (`ServiceDatabase`):
+    this stack gives it a provisioner on its server and a Vault policy and token role of its own."""
+
+    name: ServiceName
+    server: Identifier | None = Field(None, description="The shared server (required with several servers).")
+    connection_limit: int = Field(4, ge=1, le=100, description="Sessions of the provisioner itself (deploys).")
+    token_ttl: Duration = Field("1h", description="Lifetime of a deploy's Vault token from its token role.")
 
 
 class VaultConfig(_Section):
@@ -334,13 +344,32 @@ class StackConfig(_Section):
     platform: Literal["docker", "kubernetes"] = "docker"
     protect: bool | Literal["auto"] = Field("auto", description="Protect stateful resources; 'auto': on for kubernetes.")
     servers: list[ServerConfig] = Field(default_factory=list)
-    services: list[ServiceConfig] = Field(min_length=1)
+    # before `services`, whose check reads it
+    service_stacks: list[ServiceStackConfig] = Field(
+        default_factory=list, description="Services whose teams declare their databases in stacks of their own."
+    )
+    services: list[ServiceConfig] = Field(default_factory=list, validate_default=True)
     vault: VaultConfig = VaultConfig()
     backup: BackupConfig = BackupConfig()
     redis: RedisConfig = RedisConfig()
     tls: TlsConfig = TlsConfig()
     docker: DockerConfig = DockerConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
+
+    @field_validator("services")
+    @classmethod
+    def _has_services(cls, services: list[ServiceConfig], info: ValidationInfo) -> list[ServiceConfig]:
+        if not services and not info.data.get("service_stacks"):
+            raise ValueError("Field required: declare at least one service (or one under service_stacks)")
+        return services
+
+    def server_of_stack(self, entry: ServiceStackConfig) -> str:
+        """The server a service stack's database goes on (the only one by default)."""
+        if entry.server is not None:
+            return entry.server
+        if len(self.servers) == 1:
+            return self.servers[0].name
+        raise ValueError(f"service stack {entry.name!r} names no server and the stack has {len(self.servers)}")
 
     @property
     def images(self) -> ImagesConfig:

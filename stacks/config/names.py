@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from components.platform.base import dns_name
+from pgfleet.components.platform.base import dns_name
 
 from .models import ServerSettings, ServiceConfig, StackConfig
 from .problem import Problem

@@ -13,8 +13,8 @@ import pulumi_kubernetes as k8s
 import pytest
 from pulumi import automation as auto
 
-from components.platform.kubernetes import KubernetesPlatform, KubernetesSettings
-from components.shared_server import SharedServer, SharedServerArgs
+from pgfleet.components.platform.kubernetes import KubernetesPlatform, KubernetesSettings
+from pgfleet.components.shared_server import SharedServer, SharedServerArgs
 from tests.support.cluster import Cluster
 from tests.support.engine import POLICY_PACKS, program_stacks
 

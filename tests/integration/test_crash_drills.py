@@ -86,7 +86,7 @@ class Drill:
 
     def recover(self) -> subprocess.CompletedProcess[str]:
         """pgfleet-recover as a user runs it, in the project folder with the stack's environment."""
-        return subprocess.run([sys.executable, "-m", "operations.recover", "--stack", self.stack.name],
+        return subprocess.run([sys.executable, "-m", "pgfleet.operations.recover", "--stack", self.stack.name],
                               cwd=self.stack.workspace.work_dir, env={**self.env, "PYTHONPATH": str(ROOT)},
                               capture_output=True, text=True, timeout=600, check=False)
 

@@ -15,7 +15,7 @@ import sqlalchemy
 from pulumi import automation as auto
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from stacks import outputs
+from pgfleet.stacks import outputs
 from tests.support import live as checks
 from tests.support import tls
 from tests.support.cluster import wait

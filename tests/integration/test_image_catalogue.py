@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from stacks.config.catalogue import (
+from pgfleet.stacks.config.catalogue import (
     BACKEND_SETTINGS,
     Catalogue,
     Setting,
@@ -53,7 +53,7 @@ def test_committed_catalogue_is_what_the_image_says() -> None:
 
 
 def test_the_image_preloads_what_pgfleet_preloads_by_default(committed: Catalogue) -> None:
-    from stacks.config import ServerSettings
+    from pgfleet.stacks.config import ServerSettings
 
     assert set(ServerSettings().extensions) <= committed.libraries
     assert "pg_stat_statements" in committed.libraries and "nonexistent_lib" not in committed.libraries

@@ -14,8 +14,8 @@ import pulumi_random as random
 import pytest
 from pulumi import automation as auto
 
-from components.platform.docker import DockerPlatform, DockerSettings
-from components.shared_server import SharedServer, SharedServerArgs
+from pgfleet.components.platform.docker import DockerPlatform, DockerSettings
+from pgfleet.components.shared_server import SharedServer, SharedServerArgs
 from tests.support.engine import POLICY_PACKS, program_stacks
 
 IMAGE = "pgfleet/postgres:15"

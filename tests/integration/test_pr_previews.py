@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from policies import PACK_DIR
-from operations.docker_engine import wait_healthy
+from pgfleet.policies import PACK_DIR
+from pgfleet.operations.docker_engine import wait_healthy
 from tests.support.engine import engine_env, program_work_dir
 from tests.support.fake_github import PR, REPOSITORY, TOKEN, fake_github
 from tests.support.live import isolated, sweep_leftovers

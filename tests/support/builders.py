@@ -4,7 +4,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_postgresql as postgresql
 
-from components import ServerConnection
+from pgfleet.components import ServerConnection
 
 
 def server_connection(name: str = "main", pooler: bool = False, local_port: int | None = None) -> ServerConnection:

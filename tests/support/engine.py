@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pulumi import automation as auto
 
-from policies import PACK_DIR, PACK_NAME
+from pgfleet.policies import PACK_DIR, PACK_NAME
 
 from .program import PROJECT, ROOT
 

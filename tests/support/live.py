@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from pulumi import automation as auto
 
-from components.platform.docker import SECRETS_DIR
-from stacks import outputs
+from pgfleet.components.platform.docker import SECRETS_DIR
+from pgfleet.stacks import outputs
 
 from .engine import throwaway_stack, up_with_policies
 from .program import ROOT
@@ -59,7 +59,7 @@ def isolated(config: dict[str, Any], prefix: str, port_offset: int) -> dict[str,
 
     for server in config.get("servers", []):
         shift(server)
-    for service in config["services"]:
+    for service in config.get("services", []):
         if service.get("topology") == "dedicated":
             shift(service.setdefault("dedicated", {}))
     config.setdefault("vault", {})
@@ -158,8 +158,11 @@ class Live:
                                self.local_query(parts.query))
 
     def admin(self, service: str, database: str = "postgres") -> str:
-        name = self.services[service]["server"]
-        return self.server_url(name, self.servers[name]["admin_username"], self.admin_passwords[name], database)
+        return self.admin_url(self.services[service]["server"], database)
+
+    def admin_url(self, server: str, database: str = "postgres") -> str:
+        """The server's superuser, as an operator connects."""
+        return self.server_url(server, self.servers[server]["admin_username"], self.admin_passwords[server], database)
 
     def exported_state(self) -> str:
         """`pulumi stack export` as an operator runs it (secrets stay encrypted)."""
@@ -172,7 +175,7 @@ class Live:
         """`pgfleet-restore ARGS` on this stack, as an operator runs it: in the project's
         directory, logged in to its backend; the command finds the platform from the stack."""
         workspace = self.stack.workspace
-        command = [sys.executable, "-m", "operations.restore", "--stack", self.stack.name,
+        command = [sys.executable, "-m", "pgfleet.operations.restore", "--stack", self.stack.name,
                    "--cwd", workspace.work_dir, *args]
         return subprocess.run(command, cwd=ROOT, env={**os.environ, **(workspace.env_vars or {})},
                               capture_output=True, text=True, timeout=1800, check=False)

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.platform import Platform
+from pgfleet.components.platform import Platform
 
 
 def make_platform(kind: str, protect: bool = False, **settings: Any) -> Platform:
     if kind == "docker":
-        from components.platform.docker import DockerPlatform, DockerSettings
+        from pgfleet.components.platform.docker import DockerPlatform, DockerSettings
 
         return DockerPlatform("test", DockerSettings(network="test-net", protect=protect))
-    from components.platform.kubernetes import KubernetesPlatform, KubernetesSettings
+    from pgfleet.components.platform.kubernetes import KubernetesPlatform, KubernetesSettings
 
     return KubernetesPlatform("test", KubernetesSettings(namespace="db", protect=protect, **settings))

@@ -18,7 +18,7 @@ import requests
 from kubernetes import client
 from pulumi import automation as auto
 
-from components.platform import kube_forward
+from pgfleet.components.platform import kube_forward
 
 from .cluster import Cluster, wait
 from .live import Live

@@ -74,7 +74,7 @@ def exports() -> dict[str, Any]:
 def run_stack(config: Mapping[str, Any], secret_config: Mapping[str, str] | None = None,
               collect: Callable[[Any], Mapping[str, Any]] = lambda _: {}, stack: str = "dev") -> Run:
     """The whole program, as `pulumi up` runs it, with this stack config."""
-    import stacks
+    from pgfleet import stacks
 
     return run(lambda: stacks.run(), collect, config=config, secret_config=secret_config, stack=stack)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components import BackupBucket, BackupBucketArgs
-from components.platform import DataVolume, PortSpec, ProcessSpec
-from components.backup_bucket import REPOSITORY_PATH, split_endpoint
+from pgfleet.components import BackupBucket, BackupBucketArgs
+from pgfleet.components.platform import DataVolume, PortSpec, ProcessSpec
+from pgfleet.components.backup_bucket import REPOSITORY_PATH, split_endpoint
 from tests.support.platforms import make_platform
 from tests.support.program import Run, run
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from stacks.config import ConfigError, StackConfig, parse_config
-from stacks.config.types import duration_ms
+from pgfleet.stacks.config import ConfigError, StackConfig, parse_config
+from pgfleet.stacks.config.types import duration_ms
 from tests.support.program import TEST_SECRETS, run_stack, stack_config
 
 BASE: dict[str, Any] = {

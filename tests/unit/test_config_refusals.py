@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from stacks.config import ConfigError, parse_config
-from stacks.config.catalogue import catalogue, value_problem
-from stacks.config.names import STACK_PROCESSES, placed_servers
-from stacks.config.types import PGFLEET_ROLES
+from pgfleet.stacks.config import ConfigError, parse_config
+from pgfleet.stacks.config.catalogue import catalogue, value_problem
+from pgfleet.stacks.config.names import STACK_PROCESSES, placed_servers
+from pgfleet.stacks.config.types import PGFLEET_ROLES
 from tests.support.program import TEST_SECRETS, run_stack, stack_config
 
 BASE: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from stacks import outputs
+from pgfleet.stacks import outputs
 from tests.support.program import TEST_SECRETS, Run, exports, run_stack, stack_config
 
 CONTAINER = "docker:index/container:Container"

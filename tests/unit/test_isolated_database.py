@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from components import DRIVER_SCHEMES, IsolatedDatabase, IsolatedDatabaseArgs
+from pgfleet.components import DRIVER_SCHEMES, IsolatedDatabase, IsolatedDatabaseArgs
 from tests.support.builders import server_connection
 from tests.support.program import Run, run
 

@@ -6,8 +6,8 @@ from typing import Any
 from pulumi_policy.deserialize import SPECIAL_SECRET_SIG, SPECIAL_SIG_KEY
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from policies import invariants as inv
-from policies.secrets import SecretStr, unwrap_secrets
+from pgfleet.policies import invariants as inv
+from pgfleet.policies.secrets import SecretStr, unwrap_secrets
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown string during preview
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from operations.preview import digest, touched
-from operations.preview.github import GitHubError, PullRequest
-from operations.preview.report import MARKER, blocking, changes, render
+from pgfleet.operations.preview import digest, touched
+from pgfleet.operations.preview.github import GitHubError, PullRequest
+from pgfleet.operations.preview.report import MARKER, blocking, changes, render
 from tests.support.fake_github import PR, REPOSITORY, TOKEN, fake_github
 
 STACK = "urn:pulumi:dev::pgfleet::pulumi:pulumi:Stack::pgfleet-dev"

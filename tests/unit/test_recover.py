@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from operations.recover import _last_completed, _plain, plan, repair_checkpoint_files
+from pgfleet.operations.recover import _last_completed, _plain, plan, repair_checkpoint_files
 
 
 def pending(type_: str, urn_name: str, **inputs: object) -> dict[str, object]:

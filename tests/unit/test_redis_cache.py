@@ -6,8 +6,8 @@ import hashlib
 import pulumi
 import pytest
 
-from components import RedisCache, RedisCacheArgs
-from components.redis_cache import acl_rule
+from pgfleet.components import RedisCache, RedisCacheArgs
+from pgfleet.components.redis_cache import acl_rule
 from tests.support.platforms import make_platform
 from tests.support.program import Run, run
 

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from operations.deployed import JobKind, RestoreError, ServerObjects, servers_of
-from operations.restore import list_backups, restore_dump, restore_pitr
-from stacks.config import parse_config
-from stacks.outputs import platform_objects
+from pgfleet.operations.deployed import JobKind, RestoreError, ServerObjects, servers_of
+from pgfleet.operations.restore import list_backups, restore_dump, restore_pitr
+from pgfleet.stacks.config import parse_config
+from pgfleet.stacks.outputs import platform_objects
 from tests.support.program import stack_config
 
 SHARED = ServerObjects("shared", "shared", ("shared-read",), "shared-dump", "shared-base")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.platform.docker import SECRET_MODE, SECRETS_DIR
+from pgfleet.components.platform.docker import SECRET_MODE, SECRETS_DIR
 from tests.support.mocks import Registered
 from tests.support.program import ROOT, TEST_SECRETS, Run, run_stack, stack_config
 

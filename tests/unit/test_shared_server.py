@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from components import BackupBucket, BackupBucketArgs, PoolerArgs, SharedServer, SharedServerArgs
-from components.platform import kube_forward
+from pgfleet.components import BackupBucket, BackupBucketArgs, PoolerArgs, SharedServer, SharedServerArgs
+from pgfleet.components.platform import kube_forward
 from tests.support.platforms import make_platform
 from tests.support.program import Run, run
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks import outputs
+from pgfleet.stacks import outputs
 from tests.support.program import TEST_SECRETS, Run, exports, run_stack, stack_config
 
 SERVICES = ["auth", "orders", "catalog", "payments"]

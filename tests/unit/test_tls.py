@@ -6,9 +6,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from components.certificate_authority import renewal_period
-from stacks import outputs
-from stacks.config import ConfigError, parse_config
+from pgfleet.components.certificate_authority import renewal_period
+from pgfleet.stacks import outputs
+from pgfleet.stacks.config import ConfigError, parse_config
 from tests.support.program import TEST_SECRETS, Run, exports, run_stack, stack_config
 
 CONTAINER = "docker:index/container:Container"

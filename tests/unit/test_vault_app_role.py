@@ -6,8 +6,8 @@ import json
 import pulumi
 import pytest
 
-from components import VaultAppRole, VaultAppRoleArgs
-from components.vault_app_role import read_policy
+from pgfleet.components import VaultAppRole, VaultAppRoleArgs
+from pgfleet.components.vault_app_role import read_policy
 from tests.support.platforms import make_platform
 from tests.support.program import Run, run
 
