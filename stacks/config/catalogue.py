@@ -198,7 +198,32 @@ def value_problem(setting: Setting, value: str) -> str | None:
         if (low is not None and number < low) or (high is not None and number > high):
             unit = f" (in units of {setting.unit})" if setting.unit else ""
             return f"{value!r} is outside the valid range {_plain(low)} .. {_plain(high)}{unit}"
+        hook = _NUMBER_HOOKS.get(setting.name)
+        if hook is not None:
+            return hook(setting, value, number)
     return None  # strings: their own check hooks are not modelled
+
+
+#: PostgreSQL 17's SLRU caches (check_slru_buffers): a whole number of banks of 16 buffers.
+_SLRU_BUFFERS = ("commit_timestamp_buffers", "multixact_member_buffers", "multixact_offset_buffers",
+                 "notify_buffers", "serializable_buffers", "subtransaction_buffers", "transaction_buffers")
+
+
+def _slru_buffers(setting: Setting, value: str, number: float) -> str | None:
+    if number % 16 == 0:
+        return None
+    return f"{value!r} is {_plain(number)} buffers: {setting.name!r} must be a multiple of 16"
+
+
+def _vacuum_ring(setting: Setting, value: str, number: float) -> str | None:
+    # check_vacuum_buffer_usage_limit: 0 (no ring) or 128kB .. 16GB
+    if number == 0 or 128 <= number <= 16 * 1024 * 1024:
+        return None
+    return f"{value!r} is {_plain(number)}kB: {setting.name!r} must be 0 or between 128kB and 16GB"
+
+
+#: Numeric settings whose check hooks refuse values inside pg_settings' bounds (PostgreSQL 17).
+_NUMBER_HOOKS = {**{name: _slru_buffers for name in _SLRU_BUFFERS}, "vacuum_buffer_usage_limit": _vacuum_ring}
 
 
 #: PostgreSQL's MAX_BACKENDS, and the settings whose sum (plus one) it bounds (check_max_connections...).
