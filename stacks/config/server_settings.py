@@ -135,5 +135,20 @@ def _backends(major: Catalogue, server: PlacedServer) -> Iterator[Problem]:
                       f"{problem}; lower them")
 
 
+def _backup_image(config: StackConfig, servers: list[PlacedServer]) -> Iterator[Problem]:
+    """pg_dump and pgBackRest refuse a server newer than themselves."""
+    backup = _image_catalogue(config.images.backup)
+    if not config.backup.enabled or backup is None or not servers:
+        return
+    newest = max(servers, key=lambda server: server.settings.version)
+    if backup.major < newest.settings.version:
+        yield Problem(f"{config.platform}.images.backup",
+                      f"{config.images.backup!r} has PostgreSQL {backup.major}'s pg_dump, which refuses "
+                      f"{newest.path}'s PostgreSQL {newest.settings.version}: name a PostgreSQL "
+                      f"{newest.settings.version} image (as images.postgres)")
+
+
 def settings_problems(config: StackConfig) -> list[Problem]:
-    return [problem for server in placed_servers(config) for problem in _server(config, server)]
+    servers = list(placed_servers(config))
+    return [*(problem for server in servers for problem in _server(config, server)),
+            *_backup_image(config, servers)]

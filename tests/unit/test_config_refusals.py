@@ -44,6 +44,9 @@ def kube(*edits: tuple[str, Any]) -> dict[str, Any]:
     return config(("platform", "kubernetes"), ("servers", [{"name": "shared"}]), ("backup", {"target": s3}), *edits)
 
 
+PG17_POSTGRES = (("docker.images.postgres", "pgfleet/postgres:17"),)
+PG17_IMAGES = (*PG17_POSTGRES, ("docker.images.backup", "pgfleet/postgres:17"))
+
 # (case id, refused config, key path, words in its message, the close config that is admitted)
 CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
     # 1. identifiers PostgreSQL reserves or the server holds already
@@ -190,7 +193,30 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
      config(("servers.0.settings", {"wal_level": "logical"}))),
     ("a version the image does not run", config(("servers.0.version", 16)),
      "servers[0].version", "runs PostgreSQL 15",
-     config(("servers.0.version", 16), ("docker", {"images": {"postgres": "postgres:16"}}))),
+     config(("servers.0.version", 16), ("docker", {"images": {"postgres": "postgres:16", "backup": "postgres:16"}}))),
+    ("backups whose pg_dump is older than the server", config(("servers.0.version", 17), *PG17_POSTGRES),
+     "docker.images.backup", "refuses servers[0]'s PostgreSQL 17",
+     config(("servers.0.version", 17), *PG17_IMAGES)),
+    # 8. service-owned stacks: a provisioner's CREATEROLE must reach only its own roles
+    ("a service stack on PostgreSQL 15", config(("service_stacks", [{"name": "billing"}])),
+     "service_stacks[0].server", "service stacks need version 16 or newer",
+     config(("service_stacks", [{"name": "billing"}]), ("servers.0.version", 17), *PG17_IMAGES)),
+    ("a service stack on a server without a host port",
+     config(("service_stacks", [{"name": "billing"}]), ("servers.0.version", 17), ("servers.0.port", None),
+            *PG17_IMAGES),
+     "service_stacks[0].server", "has no host port",
+     config(("service_stacks", [{"name": "billing"}]), ("servers.0.version", 17), *PG17_IMAGES)),
+    ("a service stack named as a service", config(("service_stacks", [{"name": "auth"}]), ("servers.0.version", 17),
+                                                  *PG17_IMAGES),
+     "service_stacks[0].name", "duplicate service name 'auth'",
+     config(("service_stacks", [{"name": "billing"}]), ("servers.0.version", 17), *PG17_IMAGES)),
+    ("a service stack without TLS", config(("service_stacks", [{"name": "billing"}]), ("servers.0.version", 17),
+                                           ("tls", {"enabled": False}), *PG17_IMAGES),
+     "tls.enabled", "service_stacks need TLS",
+     config(("service_stacks", [{"name": "billing"}]), ("servers.0.version", 17), *PG17_IMAGES)),
+    ("no service at all", config(("services", [])),
+     "services", "declare at least one service", config(("services", []), ("service_stacks", [{"name": "billing"}]),
+                                                        ("servers.0.version", 17), *PG17_IMAGES)),
 ]
 
 
