@@ -104,7 +104,8 @@ class ServiceDatabase(pulumi.ComponentResource):
         topology = platform.service(args.service)
 
         def value(key: str) -> pulumi.Output[Any]:
-            return topology.apply(lambda entry: entry[key])
+            # an output drops its None values: a missing key is one the platform does not have
+            return topology.apply(lambda entry: entry.get(key))
 
         vault_provider = vault.Provider(
             f"{name}-vault", address=value("vault_address"),

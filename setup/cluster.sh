@@ -224,7 +224,7 @@ reference() { # reference IMAGE : the fully qualified name containerd keeps it u
 
 # The local images, into containerd's k8s.io namespace: those whose Docker image id changed.
 load_images() {
-  local images=("$PGFLEET_POSTGRES_IMAGE" "$PGFLEET_PGBOUNCER_IMAGE" "$PGFLEET_EXPORTER_IMAGE" "$PGFLEET_REDIS_IMAGE"
+  local images=("$PGFLEET_POSTGRES_IMAGE" "$PGFLEET_POSTGRES17_IMAGE" "$PGFLEET_PGBOUNCER_IMAGE" "$PGFLEET_EXPORTER_IMAGE" "$PGFLEET_REDIS_IMAGE"
                 "$PGFLEET_OPENBAO_IMAGE" "$PGFLEET_VERSITYGW_IMAGE" "$PGFLEET_PAUSE_IMAGE")
   local changed=() image id mark have
   have="$(ctr images ls -q)"

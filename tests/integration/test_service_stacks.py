@@ -4,36 +4,21 @@ program (pgfleet's component package) declare their services' databases and AppR
 through its own provisioner. Then the isolation matrix across them, and one team's destroy."""
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import hvac
 import psycopg
 import pytest
-import yaml
-from pulumi import automation as auto
 
-from tests.support.live import Live, connect, docker_stack, isolated
-from tests.support.program import ROOT, stack_config
-from tests.support.venv import pgfleet_venv
+from tests.support.live import Live, connect, docker_stack, exported_state, isolated
+from tests.support.program import stack_config
+from tests.support.service_stacks import Team, team_stacks, topology
 
 PREFIX = "pgfleet-it-svc-"
 CONFIG = isolated(stack_config("examples/service-stacks/platform.yaml"), PREFIX, port_offset=10500)
-EXAMPLE = ROOT / "examples" / "service-stacks"
 PYTHON_TEAMS = ("orders", "billing")
 YAML_TEAM = "inventory"
-
-
-@dataclass
-class Team:
-    service: str
-    stack: auto.Stack
-    outputs: dict[str, Any]
-    token: str
 
 
 @pytest.fixture(scope="module")
@@ -42,62 +27,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield live
 
 
-def _deploy_token(platform: Live, service: str) -> str:
-    """What a team's deploy job holds: a token of its provisioner's token role (an operator, or
-    the CI's Vault login, makes it; here the platform's root token plays that part)."""
-    root = platform.vault_client(platform.root_token)
-    token_role = platform_topology(platform)[service]["provisioner_token_role"]
-    return str(root.auth.token.create(role_name=token_role)["auth"]["client_token"])
-
-
-def platform_topology(platform: Live) -> dict[str, Any]:
-    return {k: v.value for k, v in platform.result.outputs.items()}["service_stacks"]
-
-
-def _team_stack(platform: Live, work: Path, service: str, token: str) -> auto.Stack:
-    env = dict(platform.stack.workspace.env_vars or {})  # the platform's backend and passphrase
-    workspace = auto.LocalWorkspace(work_dir=str(work), env_vars=env)
-    stack = auto.Stack.create(f"{service}-{platform.stack.name}", workspace)
-    stack.set_all_config({
-        "platformStack": auto.ConfigValue(f"organization/pgfleet/{platform.stack.name}"),
-        "service": auto.ConfigValue(service),
-        "vaultToken": auto.ConfigValue(token, secret=True),
-    })
-    return stack
-
-
 @pytest.fixture(scope="module")
 def teams(platform: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Team]]:
-    base = tmp_path_factory.mktemp("teams")
-    python = pgfleet_venv(base / "venv")
-    made: dict[str, Team] = {}
-    try:
-        for service in PYTHON_TEAMS:
-            work = shutil.copytree(EXAMPLE / "team", base / service)
-            project = yaml.safe_load((work / "Pulumi.yaml").read_text())
-            project["runtime"]["options"]["virtualenv"] = str(python.parent.parent)
-            (work / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-            token = _deploy_token(platform, service)
-            stack = _team_stack(platform, work, service, token)
-            made[service] = Team(service, stack, {}, token)
-            made[service].outputs = {k: v.value for k, v in stack.up(on_output=print).outputs.items()}
-        work = shutil.copytree(EXAMPLE / "yaml-team", base / YAML_TEAM)
-        project = yaml.safe_load((work / "Pulumi.yaml").read_text())
-        project["packages"]["pgfleet"] = str(ROOT / "pgfleet" / "provider")
-        (work / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-        token = _deploy_token(platform, YAML_TEAM)
-        stack = _team_stack(platform, work, YAML_TEAM, token)
-        stack.remove_config("service")  # the YAML program names its service itself
-        made[YAML_TEAM] = Team(YAML_TEAM, stack, {}, token)
-        outputs = {k: v.value for k, v in stack.up(on_output=print).outputs.items()}
-        made[YAML_TEAM].outputs = {"database": outputs["database"], "url": outputs["url"],
-                                   "migration_url": outputs["migrationUrl"], "vault_role_id": outputs["vaultRoleId"],
-                                   "vault_secret_id": outputs["vaultSecretId"]}
+    assert platform.root_token is not None
+    with team_stacks(platform, tmp_path_factory.mktemp("teams"), platform.root_token, PYTHON_TEAMS, YAML_TEAM) as made:
         yield made
-    finally:
-        for team in made.values():
-            team.stack.destroy(on_output=print)
-            team.stack.workspace.remove_stack(team.stack.name, force=True)
 
 
 def _local(platform: Live, url: str) -> str:
@@ -110,7 +44,7 @@ def _local(platform: Live, url: str) -> str:
 def _provisioner(platform: Live, team: Team) -> str:
     """The team's provisioner login, read from Vault with the team's own token."""
     client = platform.vault_client(team.token)
-    entry = platform_topology(platform)[team.service]
+    entry = topology(platform)[team.service]
     data = client.secrets.kv.v2.read_secret_version(path=entry["provisioner_secret"], mount_point=entry["kv_mount"],
                                                     raise_on_deleted_version=True)["data"]["data"]
     return platform.server_url("shared", data["username"], data["password"], "postgres")
@@ -186,8 +120,8 @@ def test_a_provisioner_manages_its_own_roles_and_no_other_teams(platform: Live, 
 
 
 def test_a_team_token_reaches_only_its_own_service_in_vault(platform: Live, teams: dict[str, Team]) -> None:
-    topology = platform_topology(platform)
-    mount = topology["orders"]["kv_mount"]
+    entries = topology(platform)
+    mount = entries["orders"]["kv_mount"]
     orders = platform.vault_client(teams["orders"].token)
     # its own: the credentials its stack wrote, its provisioner's login, its AppRole
     assert orders.secrets.kv.v2.read_secret_version(path="orders", mount_point=mount,
@@ -198,7 +132,7 @@ def test_a_team_token_reaches_only_its_own_service_in_vault(platform: Live, team
                                                          raise_on_deleted_version=True),
         lambda: orders.secrets.kv.v2.create_or_update_secret(path="billing", secret={"DB_PASSWORD": "x"},
                                                              mount_point=mount),
-        lambda: orders.secrets.kv.v2.read_secret_version(path=topology["billing"]["provisioner_secret"],
+        lambda: orders.secrets.kv.v2.read_secret_version(path=entries["billing"]["provisioner_secret"],
                                                          mount_point=mount, raise_on_deleted_version=True),
         lambda: orders.write("auth/approle/role/billing", token_policies=["orders-read"]),
         # its own AppRole, widened: refused
@@ -211,7 +145,7 @@ def test_a_team_token_reaches_only_its_own_service_in_vault(platform: Live, team
 
 
 def test_each_approle_reads_only_its_own_credentials(platform: Live, teams: dict[str, Team]) -> None:
-    mount = platform_topology(platform)["orders"]["kv_mount"]
+    mount = topology(platform)["orders"]["kv_mount"]
     for service, team in teams.items():
         client = platform.vault_client()
         client.auth.approle.login(role_id=team.outputs["vault_role_id"], secret_id=team.outputs["vault_secret_id"])
@@ -230,6 +164,17 @@ def test_no_secret_reaches_the_platform_topology(platform: Live) -> None:
     assert not topology.secret
     passwords = list(platform.admin_passwords.values())
     assert not any(password in str(topology.value) for password in passwords)
+
+
+def test_no_team_state_holds_a_secret_in_plain_text(platform: Live, teams: dict[str, Team]) -> None:
+    for team in teams.values():
+        state = exported_state(team.stack)
+        provisioner = urlsplit(_provisioner(platform, team)).password or ""
+        app = urlsplit(team.outputs["url"]).password or ""
+        assert len(provisioner) >= 16 and len(app) >= 16
+        for secret in (team.token, provisioner, app):
+            assert secret not in state, f"{team.service}: a secret is in its state in plain text"
+        assert "ciphertext" in state  # they are there, encrypted
 
 
 def test_destroying_one_team_stack_leaves_the_others_data(platform: Live, teams: dict[str, Team]) -> None:

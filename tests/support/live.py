@@ -165,11 +165,7 @@ class Live:
         return self.server_url(server, self.servers[server]["admin_username"], self.admin_passwords[server], database)
 
     def exported_state(self) -> str:
-        """`pulumi stack export` as an operator runs it (secrets stay encrypted)."""
-        workspace = self.stack.workspace
-        return subprocess.run(["pulumi", "stack", "export", "--stack", self.stack.name], cwd=workspace.work_dir,
-                              env={**os.environ, **(workspace.env_vars or {})}, capture_output=True, text=True,
-                              check=True).stdout
+        return exported_state(self.stack)
 
     def restore(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`pgfleet-restore ARGS` on this stack, as an operator runs it: in the project's
@@ -193,6 +189,15 @@ class Live:
         out = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"name=^{self.prefix}"],
                              capture_output=True, text=True, check=True).stdout
         return sorted(out.split())
+
+
+def exported_state(stack: auto.Stack) -> str:
+    """`pulumi stack export` as an operator runs it: secrets stay encrypted (the Automation API's
+    `export_stack` shows them)."""
+    workspace = stack.workspace
+    return subprocess.run(["pulumi", "stack", "export", "--stack", stack.name], cwd=workspace.work_dir,
+                          env={**os.environ, **(workspace.env_vars or {})}, capture_output=True, text=True,
+                          check=True).stdout
 
 
 def connect(url: str) -> psycopg.Connection:

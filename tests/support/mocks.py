@@ -62,6 +62,11 @@ class Registered:
 class RecordingMocks(pulumi.runtime.Mocks):
     """Echoes inputs as outputs and fills in the outputs providers compute."""
 
+    #: What a StackReference reads (the referenced stack's outputs), and each Vault KV secret's
+    #: data by its name (what vault.kv.get_secret_v2 returns): set by a test that needs them.
+    stack_outputs: dict[str, Any] = {}
+    vault_secrets: dict[str, dict[str, str]] = {}
+
     def __init__(self) -> None:
         self.registered: list[Registered] = []
         self.pending: dict[tuple[str, str], dict[str, Any]] = {}
@@ -88,9 +93,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["accessor"] = f"accessor-{args.name}"
         elif args.typ.startswith("kubernetes:") and "metadata" in outputs:
             outputs["status"] = {}
+        elif args.typ == "pulumi:pulumi:StackReference":
+            outputs["outputs"] = self.stack_outputs
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "vault:kv/getSecretV2:getSecretV2":
+            return {"data": self.vault_secrets[args.args["name"]]}
         return {}
 
     # -- queries ---------------------------------------------------------------------------

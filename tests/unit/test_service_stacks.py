@@ -6,10 +6,12 @@ import json
 
 import pytest
 
+from pgfleet import ServiceDatabase, ServiceDatabaseArgs
 from pgfleet.components.service_provisioner import PROVISIONERS, provisioner_policy
 from pgfleet.components.vault_app_role import read_policy
 from pgfleet.stacks import outputs
-from tests.support.program import Run, exports, run_stack, stack_config
+from tests.support.mocks import RecordingMocks
+from tests.support.program import Run, exports, run, run_stack, stack_config
 
 PLATFORM = stack_config("examples/service-stacks/platform.yaml")
 TEAMS = ["orders", "billing", "inventory"]
@@ -67,3 +69,45 @@ def test_the_topology_output_is_plain_and_names_where_a_team_deploys(platform: R
     assert entry["provisioner_token_role"] == "pgfleet-provisioner-orders"
     assert entry["vault_address"] == "http://127.0.0.1:8210"
     assert "password" not in json.dumps(topology.value)
+
+
+@pytest.fixture
+def platform_stack(platform: Run, monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, object]]:
+    """Mocks that play the platform stack above (as a StackReference reads it) and its Vault.
+    An output drops its None values, so a platform without a pooler has no pooler keys."""
+    entries = {name: {k: v for k, v in entry.items() if v is not None}
+               for name, entry in platform.values[outputs.SERVICE_STACKS].value.items()}
+    monkeypatch.setattr(RecordingMocks, "stack_outputs", {outputs.SERVICE_STACKS: entries})
+    monkeypatch.setattr(RecordingMocks, "vault_secrets", {
+        f"{PROVISIONERS}/{name}": {"username": f"{name}_provisioner", "password": "from-vault"} for name in entries})
+    return entries
+
+
+def test_a_team_stack_dials_its_server_as_its_provisioner(platform_stack: dict[str, dict[str, object]]) -> None:
+    outcome = run(lambda: ServiceDatabase("orders", ServiceDatabaseArgs(platform="organization/pgfleet/platform",
+                                                                         service="orders", pooled=True)),
+                  collect=lambda db: {"url": db.url, "pooled": db.pooled_url})
+    provider = outcome.mocks.named("orders-postgres", "pulumi:providers:postgresql")
+    assert provider.inputs["username"] == "orders_provisioner" and provider.is_secret("password")
+    assert (provider.inputs["host"], provider.inputs["port"]) == ("127.0.0.1", "5442")
+    assert outcome.values["url"].secret and "@shared:5432/orders_db?" in outcome.values["url"].value
+    assert "@shared-pooler:6432/orders_db?" in outcome.values["pooled"].value
+    # its roles on the platform's server, made through that provider
+    roles = outcome.mocks.of_type("postgresql:index/role:Role")
+    assert {r.inputs["name"] for r in roles} == {"orders_owner", "orders_migrator", "orders_user", "orders_readonly"}
+
+
+def test_a_service_the_platform_does_not_provision_is_named(platform_stack: dict[str, dict[str, object]]) -> None:
+    with pytest.raises(Exception, match="provisions no service 'shipping' \\(it provisions: billing, inventory, orders\\)"):
+        run(lambda: ServiceDatabase("shipping", ServiceDatabaseArgs(platform="organization/pgfleet/platform",
+                                                                     service="shipping")),
+            collect=lambda db: {"url": db.url})
+
+
+def test_pooled_urls_need_the_platforms_pooler(platform_stack: dict[str, dict[str, object]]) -> None:
+    for entry in platform_stack.values():
+        entry.pop("pooler_host"), entry.pop("pooler_port")
+    with pytest.raises(Exception, match="pooled=True needs its pooler enabled"):
+        run(lambda: ServiceDatabase("orders", ServiceDatabaseArgs(platform="organization/pgfleet/platform",
+                                                                   service="orders", pooled=True)),
+            collect=lambda db: {"pooled": db.pooled_url})
