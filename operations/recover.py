@@ -13,6 +13,7 @@ backend and passphrase), does what Pulumi asks an operator to do, for the object
    - recreated as it was (removed here): containers and networks, which hold no data;
    - adopted by the next `up` (kept here): volumes, PostgreSQL roles, databases, schemas,
      grants, Vault policies, roles and KV secrets (their create takes over what exists);
+   - made again by the next `up`: providers (a configuration, nothing outside the state);
    - Vault mounts and auth backends: disabled when empty (made by the killed run), refused
      when not (an operator's, to import by hand);
    - AppRole secret_ids: the ones the killed run issued and no state records are destroyed,
@@ -261,7 +262,10 @@ def _plan_secret_id(item: Pending, vault: Vault, recorded: set[str], since: date
 #: Types whose create takes over an object that exists (pgsubset adopts, Vault writes by PUT,
 #: Docker volumes are created once by name): kept for the next up.
 ADOPTED = ("postgresql:", "random:", "docker:index/volume:Volume", "vault:index/policy:Policy",
-           "vault:appRole/authBackendRole:AuthBackendRole", "vault:kv/secretV2:SecretV2")
+           "vault:appRole/authBackendRole:AuthBackendRole", "vault:tokenauth/authBackendRole:AuthBackendRole",
+           "vault:kv/secretV2:SecretV2")
+#: Provider resources: a configuration the engine holds, nothing outside the state.
+PROVIDERS = "pulumi:providers:"
 
 
 #: How an exported state marks a secret; with --show-secrets its value is JSON in "plaintext".
@@ -306,6 +310,8 @@ def plan(deployment: dict[str, Any], history: list[dict[str, Any]]) -> Plan:
             _plan_network(item, result)
         elif item.type.startswith(ADOPTED):
             result.kept.append(f"{item.type} {item.name}: taken over by the next up")
+        elif item.type.startswith(PROVIDERS):
+            result.kept.append(f"{item.type} {item.name}: a provider, nothing outside the state; made again by the next up")
         elif item.type.startswith("vault:") and vault is None:
             result.refused.append(f"{item.type} {item.name}: the state records no Vault provider to check it with")
         elif item.type == "vault:index/mount:Mount":

@@ -168,6 +168,8 @@ def test_the_installed_distribution_is_one_import_root(installed: Path) -> None:
     assert "pgfleet/py.typed" in files
     # The policy pack ships whole (a pack is a directory the engine runs); the program does not.
     assert "pgfleet/policies/PulumiPolicy.yaml" in files and "pgfleet/policies/__main__.py" in files
+    # ... and so does the component package, a plugin folder the engine runs
+    assert "pgfleet/provider/PulumiPlugin.yaml" in files and "pgfleet/provider/__main__.py" in files
     assert not [f for f in files if f.startswith("pgfleet/tests") or f == "pgfleet/__main__.py"]
 
 

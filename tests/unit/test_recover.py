@@ -25,6 +25,16 @@ def test_objects_whose_create_adopts_are_kept_and_nothing_is_done() -> None:
     assert len(decided.kept) == 5 and all("taken over by the next up" in k for k in decided.kept)
 
 
+def test_a_provider_killed_while_created_is_cleared_and_nothing_is_done() -> None:
+    # a kill that lands between a provider's create and its first resource (seen in CI under load)
+    decided = plan({"resources": [], "pending_operations": [
+        pending("pulumi:providers:postgresql", "shared-provider", host="127.0.0.1"),
+    ]}, [])
+    assert decided.actions == [] and decided.refused == []
+    assert decided.kept == ["pulumi:providers:postgresql shared-provider: a provider, nothing outside the state; "
+                            "made again by the next up"]
+
+
 def test_an_unknown_kind_or_a_vault_object_without_a_provider_is_refused() -> None:
     decided = plan({"resources": [], "pending_operations": [
         pending("kubernetes:apps/v1:StatefulSet", "shared"),
