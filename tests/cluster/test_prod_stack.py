@@ -186,13 +186,18 @@ endpoints="$PRIMARY:5432 $READ:5432 $POOLER:6432"
 declare -A first
 for e in $endpoints; do first[$e]=$(served "$e"); echo "serving $e ${first[$e]}"; done
 ask
+# The read Service picks either replica: all three rotated on three samples in a row, and what
+# was printed is what was sampled (a fresh look could land on the replica not yet rotated).
+declare -A now
+streak=0
 for _ in $(seq 1 100); do
   sleep 3
   ask
   rotated=0
-  for e in $endpoints; do now=$(served "$e"); [ -n "$now" ] && [ "$now" != "${first[$e]}" ] && rotated=$((rotated + 1)); done
-  if [ "$rotated" = 3 ]; then
-    for e in $endpoints; do echo "rotated $e $(served "$e")"; done
+  for e in $endpoints; do now[$e]=$(served "$e"); [ -n "${now[$e]}" ] && [ "${now[$e]}" != "${first[$e]}" ] && rotated=$((rotated + 1)); done
+  if [ "$rotated" = 3 ]; then streak=$((streak + 1)); else streak=0; fi
+  if [ "$streak" = 3 ]; then
+    for e in $endpoints; do echo "rotated $e ${now[$e]}"; done
     ask
     exit 0
   fi
