@@ -39,18 +39,19 @@ def provisioner_policy(kv_mount: str, approle_path: str, service: str) -> str:
     """The provisioner's Vault policy, as JSON (Vault reads JSON policies as it reads HCL)."""
     write = ["create", "update", "read", "delete"]
     role = f"auth/{approle_path}/role/{service}"
-    own_read_policy = {"policy": [read_policy(kv_mount, service)], "rules": [read_policy(kv_mount, service)]}
+    read_name, read_text = read_policy_name(service), read_policy(kv_mount, service)
+    # the read policy VaultAppRole writes, and no other text: a team cannot widen it
+    own_read_policy = {"capabilities": write, "allowed_parameters": {"policy": [read_text], "rules": [read_text]}}
     paths: dict[str, dict[str, object]] = {
         f"{kv_mount}/data/{PROVISIONERS}/{service}": {"capabilities": ["read"]},
         f"{kv_mount}/data/{service}": {"capabilities": write},
         f"{kv_mount}/metadata/{service}": {"capabilities": ["read", "delete"]},
-        # the read policy VaultAppRole writes, and no other text: a team cannot widen it
-        f"sys/policies/acl/{read_policy_name(service)}": {"capabilities": write, "allowed_parameters": own_read_policy},
-        f"sys/policy/{read_policy_name(service)}": {"capabilities": write, "allowed_parameters": own_read_policy},
+        f"sys/policies/acl/{read_name}": own_read_policy,
+        f"sys/policy/{read_name}": own_read_policy,
         # its AppRole, whose tokens carry that read policy alone
         role: {
             "capabilities": write,
-            "allowed_parameters": {"token_policies": [read_policy_name(service)], "*": []},
+            "allowed_parameters": {"token_policies": [read_name], "*": []},
             "denied_parameters": {"policies": [], "token_no_default_policy": []},
         },
         f"{role}/role-id": {"capabilities": ["read"]},

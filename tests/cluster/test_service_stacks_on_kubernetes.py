@@ -18,7 +18,7 @@ from tests.support.engine import throwaway_stack, up_with_policies
 from tests.support.live import connect
 from tests.support.prod import ClusterLive, ExternalVault, external_vault
 from tests.support.program import stack_config
-from tests.support.service_stacks import Team, team_stacks
+from tests.support.service_stacks import Team, team_stacks, topology
 
 PREFIX = f"svc-{secrets.token_hex(2)}-"
 TEAMS = ("orders", "billing")
@@ -90,7 +90,7 @@ def test_no_team_reaches_the_others_database_or_roles(platform: ClusterLive, tea
     with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
         connect(_as(platform, orders.outputs["url"], "billing_db")).close()
     client = platform.vault_client(orders.token)
-    entry = platform.result.outputs["service_stacks"].value["orders"]
+    entry = topology(platform)["orders"]
     login = client.secrets.kv.v2.read_secret_version(path=entry["provisioner_secret"], mount_point=entry["kv_mount"],
                                                      raise_on_deleted_version=True)["data"]["data"]
     provisioner = platform.server_url("shared", login["username"], login["password"], "postgres",

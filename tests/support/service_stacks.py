@@ -73,16 +73,16 @@ def team_stacks(platform: Live, base: Path, root_token: str, python_teams: Seque
             work = _project(EXAMPLE / "team", base / service,
                             lambda p: p["runtime"]["options"].update(virtualenv=str(python.parent.parent)))
             token = deploy_token(platform, service, root_token)
-            stack = made.setdefault(service, Team(service, _stack(platform, work, service, token), token, {})).stack
-            stack.set_config("service", auto.ConfigValue(service))
-            made[service].outputs = {k: v.value for k, v in stack.up(on_output=print).outputs.items()}
+            team = made[service] = Team(service, _stack(platform, work, service, token), token, {})
+            team.stack.set_config("service", auto.ConfigValue(service))
+            team.outputs = {k: v.value for k, v in team.stack.up(on_output=print).outputs.items()}
         if yaml_team is not None:
             work = _project(EXAMPLE / "yaml-team", base / yaml_team,
                             lambda p: p["packages"].update(pgfleet=str(ROOT / "pgfleet" / "provider")))
             token = deploy_token(platform, yaml_team, root_token)
-            stack = made.setdefault(yaml_team, Team(yaml_team, _stack(platform, work, yaml_team, token), token, {})).stack
-            values = {k: v.value for k, v in stack.up(on_output=print).outputs.items()}
-            made[yaml_team].outputs = {"database": values["database"], "url": values["url"],
+            team = made[yaml_team] = Team(yaml_team, _stack(platform, work, yaml_team, token), token, {})
+            values = {k: v.value for k, v in team.stack.up(on_output=print).outputs.items()}
+            team.outputs = {"database": values["database"], "url": values["url"],
                                        "migration_url": values["migrationUrl"], "vault_role_id": values["vaultRoleId"],
                                        "vault_secret_id": values["vaultSecretId"]}
         yield made
