@@ -73,7 +73,7 @@ class ServiceDatabaseArgs:
     secret_id_num_uses: int = 10
 
 
-def _admin_host(admin: Mapping[str, Any]) -> str:
+def admin_host(admin: Mapping[str, Any]) -> str:
     """Where this deploy dials the server: a published port on Docker, a port-forward through the
     API server on Kubernetes (as the platform stack's own program does)."""
     if admin.get("kind") == "kubernetes":
@@ -121,7 +121,7 @@ class ServiceDatabase(pulumi.ComponentResource):
         tls = value("tls")
         provider = postgresql.Provider(
             f"{name}-postgres",
-            host=value("admin").apply(_admin_host),
+            host=value("admin").apply(admin_host),
             port=value("admin").apply(lambda admin: int(admin["port"])),
             username=credentials.apply(lambda data: data["username"]),
             password=credentials.apply(lambda data: data["password"]),

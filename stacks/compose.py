@@ -19,6 +19,7 @@ from pgfleet.components import (
     PoolerArgs,
     RedisCache,
     RedisCacheArgs,
+    ServerConnection,
     ServerTlsArgs,
     ServiceProvisioner,
     ServiceProvisionerArgs,
@@ -30,7 +31,7 @@ from pgfleet.components import (
 from pgfleet.components.platform import HealthCheck, Platform, PortSpec, ProcessSpec
 
 from . import outputs
-from .config import ConfigError, Problem, ServerSettings, StackConfig
+from .config import ConfigError, Problem, ServerSettings, ServiceConfig, StackConfig
 from .config.types import duration_ms, duration_s
 
 VAULT_PORT = 8200
@@ -43,12 +44,18 @@ class Deployment:
     servers: dict[str, SharedServer] = field(default_factory=dict)
     databases: dict[str, IsolatedDatabase] = field(default_factory=dict)
     approles: dict[str, VaultAppRole] = field(default_factory=dict)
+    connections: dict[str, ServerConnection] = field(default_factory=dict)
+    """Per service: the server its database is on."""
+    redis_urls: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Per service with a Redis database: its URL (secret)."""
     provisioners: dict[str, ServiceProvisioner] = field(default_factory=dict)
     """Per service stack: its provisioner on its server and in Vault."""
     backup: BackupBucket | None = None
     redis: RedisCache | None = None
     vault_address: pulumi.Output[str] | None = None
     vault_root_token: pulumi.Output[str] | None = None
+    vault_token: pulumi.Output[str] | None = None
+    """The token the stack writes to Vault with (the managed Vault's root token, or vaultToken)."""
     authority: CertificateAuthority | None = None
     ca_secret: pulumi.Output[str] | None = None
     """Kubernetes: '<namespace>/<name>' of the Secret that holds the CA for the service pods."""
@@ -86,6 +93,7 @@ def _vault_provider(stack: str, config: StackConfig, platform: Platform,
                     secrets: Mapping[str, pulumi.Output[str]], deployment: Deployment) -> vault.Provider:
     if config.vault.mode == "external":
         deployment.vault_address = pulumi.Output.from_input(config.vault.address or "")
+        deployment.vault_token = secrets["vaultToken"]
         return vault.Provider(f"{stack}-vault", address=config.vault.address, token=secrets["vaultToken"],
                               skip_child_token=True)
     token = pulumi.Output.secret(random.RandomPassword(f"{stack}-vault-root-token", length=32, special=False).result)
@@ -107,7 +115,7 @@ def _vault_provider(stack: str, config: StackConfig, platform: Platform,
     assert server.admin_host is not None, "vault.port is always published"
     address = pulumi.Output.concat("http://", server.admin_host, ":", str(server.admin_ports["http"]))
     deployment.vault_address = address
-    deployment.vault_root_token = token
+    deployment.vault_root_token = deployment.vault_token = token
     return vault.Provider(f"{stack}-vault", address=address, token=token, skip_child_token=True,
                           opts=pulumi.ResourceOptions(depends_on=list(server.resources)))
 
@@ -208,9 +216,9 @@ def _backup(stack: str, config: StackConfig, platform: Platform,
     )
 
 
-def local_ca_path(config: StackConfig) -> str:
-    """Where a Docker stack writes its CA for `local_url` on this machine."""
-    default = Path.home() / ".pgfleet" / pulumi.get_project() / pulumi.get_stack() / "ca.crt"
+def local_ca_path(config: StackConfig, stack: str | None = None) -> str:
+    """Where a Docker stack (`stack`, this one by default) writes its CA for `local_url` on this machine."""
+    default = Path.home() / ".pgfleet" / pulumi.get_project() / (stack or pulumi.get_stack()) / "ca.crt"
     return config.tls.local_ca_path or str(default)
 
 
@@ -257,46 +265,17 @@ def build(stack: str, config: StackConfig, platform: Platform,
             name, _server_args(config, platform, name, settings, services, deployment.backup, server_tls)
         )
 
-    for service in config.services:
-        server = deployment.servers[config.server_of(service)]
-        database = IsolatedDatabase(
-            service.name,
-            IsolatedDatabaseArgs(
-                server=server.connection,
-                service=service.name,
-                database=service.database_name,
-                schema=service.schema,
-                app_username=service.app_role,
-                connection_limit=service.connection_limit,
-                statement_timeout_ms=duration_ms(service.statement_timeout),
-                idle_in_transaction_timeout_ms=duration_ms(service.idle_in_transaction_timeout),
-                protect=config.protect_stateful,
-                ca_path=config.tls.ca_path,
-                local_ca_path=deployment.local_ca_path,
-            ),
+    if not config.service_groups:  # else the group stacks make them (stacks/group.py)
+        targets = ServiceTargets(
+            kv_mount=kv.path, approle_path=approle.path, vault=with_vault,
+            ca_certificate=authority.ca_certificate if authority is not None else None,
+            local_ca_path=deployment.local_ca_path,
+            secret_id_platform=platform if platform.kind == "kubernetes" else None,
         )
-        deployment.databases[service.name] = database
-        values = database.credentials()
-        if authority is not None:
-            values["DATABASE_CA_CERT"] = authority.ca_certificate
-        if deployment.redis is not None and service.name in deployment.redis.urls:
-            values["REDIS_URL"] = deployment.redis.urls[service.name]
-        deployment.approles[service.name] = VaultAppRole(
-            service.name,
-            VaultAppRoleArgs(
-                service=service.name,
-                kv_mount=kv.path,
-                approle_backend=approle.path,
-                secrets=values,
-                token_ttl_s=duration_s(config.vault.token_ttl),
-                token_max_ttl_s=duration_s(config.vault.token_max_ttl),
-                secret_id_ttl_s=duration_s(config.vault.secret_id_ttl),
-                secret_id_num_uses=config.vault.secret_id_num_uses,
-                bind_cidrs=list(service.vault.bind_cidrs),
-                secret_id_platform=platform if platform.kind == "kubernetes" else None,
-            ),
-            opts=with_vault,
-        )
+        for service in config.services:
+            redis_url = deployment.redis.urls.get(service.name) if deployment.redis is not None else None
+            build_service(config, service, deployment.servers[config.server_of(service)].connection,
+                          targets, deployment, redis_url)
     for entry in config.service_stacks:
         deployment.provisioners[entry.name] = ServiceProvisioner(
             f"{entry.name}-provisioner",
@@ -312,3 +291,62 @@ def build(stack: str, config: StackConfig, platform: Platform,
         )
     outputs.export(config, deployment)
     return deployment
+
+
+@dataclass
+class ServiceTargets:
+    """Where every service's credentials go, and what its URLs name."""
+
+    kv_mount: pulumi.Input[str]
+    approle_path: pulumi.Input[str]
+    vault: pulumi.ResourceOptions
+    """Options with the Vault provider."""
+    ca_certificate: pulumi.Input[str] | None
+    local_ca_path: str | None
+    secret_id_platform: Platform | None
+    """Kubernetes: where each AppRole's secret_id is kept for the service's pods."""
+
+
+def build_service(config: StackConfig, service: ServiceConfig, server: ServerConnection, targets: ServiceTargets,
+                  deployment: Deployment, redis_url: pulumi.Input[str] | None = None) -> None:
+    """One service's database and roles on `server`, and its AppRole and credentials in Vault."""
+    database = IsolatedDatabase(
+        service.name,
+        IsolatedDatabaseArgs(
+            server=server,
+            service=service.name,
+            database=service.database_name,
+            schema=service.schema,
+            app_username=service.app_role,
+            connection_limit=service.connection_limit,
+            statement_timeout_ms=duration_ms(service.statement_timeout),
+            idle_in_transaction_timeout_ms=duration_ms(service.idle_in_transaction_timeout),
+            protect=config.protect_stateful,
+            ca_path=config.tls.ca_path,
+            local_ca_path=targets.local_ca_path,
+        ),
+    )
+    deployment.databases[service.name] = database
+    deployment.connections[service.name] = server
+    values = database.credentials()
+    if targets.ca_certificate is not None:
+        values["DATABASE_CA_CERT"] = pulumi.Output.from_input(targets.ca_certificate)
+    if redis_url is not None:
+        values["REDIS_URL"] = pulumi.Output.from_input(redis_url)
+        deployment.redis_urls[service.name] = redis_url
+    deployment.approles[service.name] = VaultAppRole(
+        service.name,
+        VaultAppRoleArgs(
+            service=service.name,
+            kv_mount=targets.kv_mount,
+            approle_backend=targets.approle_path,
+            secrets=values,
+            token_ttl_s=duration_s(config.vault.token_ttl),
+            token_max_ttl_s=duration_s(config.vault.token_max_ttl),
+            secret_id_ttl_s=duration_s(config.vault.secret_id_ttl),
+            secret_id_num_uses=config.vault.secret_id_num_uses,
+            bind_cidrs=list(service.vault.bind_cidrs),
+            secret_id_platform=targets.secret_id_platform,
+        ),
+        opts=targets.vault,
+    )

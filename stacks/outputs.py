@@ -5,8 +5,10 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
+from pgfleet.components import ServerConnection
 from pgfleet.components.service_provisioner import TOPOLOGY_OUTPUT, topology_entry
 
+from .config.groups import group_stacks
 from .config.names import JOB_SUFFIXES, placed_servers
 
 if TYPE_CHECKING:
@@ -33,21 +35,29 @@ PLATFORM = "platform"
 TLS = "tls"
 #: Per service stack, plain: what its `ServiceDatabase` reads (hosts, ports, Vault paths).
 SERVICE_STACKS = TOPOLOGY_OUTPUT
+#: Plain, with service_groups: each group stack's name and the services it holds.
+SERVICE_GROUP_STACKS = "service_group_stacks"
+#: Secret, with service_groups: what the group stacks provision with (servers and their admin
+#: logins, Vault and its token, the CA, Redis URLs).
+SERVICE_GROUPS = "service_groups"
+#: A group stack's, plain: what its last `up` was made from (stacks/config/groups.py).
+GROUP_FINGERPRINT = "group_fingerprint"
 
 
-def export(config: StackConfig, deployment: Deployment) -> None:
+def export_services(deployment: Deployment) -> None:
+    """Each service's plain facts, its URLs and its AppRole secret_id (the platform stack's, or
+    a group stack's for the services it holds)."""
     services = {}
     urls = {}
-    for service in config.services:
-        database = deployment.databases[service.name]
-        approle = deployment.approles[service.name]
-        server = deployment.servers[config.server_of(service)]
-        services[service.name] = {
+    for name, database in deployment.databases.items():
+        approle = deployment.approles[name]
+        server = deployment.connections[name]
+        services[name] = {
             "database": database.database_name,
-            "server": server.connection.name,
+            "server": server.name,
             "write_host": server.host,
             "read_host": server.read_host,
-            "port": server.connection.port,
+            "port": server.port,
             "pooler_host": server.pooler_host,
             "vault_secret_path": approle.secret_path,
             "vault_policy": approle.policy_name,
@@ -65,14 +75,18 @@ def export(config: StackConfig, deployment: Deployment) -> None:
             entry["pooled_url"] = database.pooled_url
         if database.local_url is not None:
             entry["local_url"] = database.local_url
-        if deployment.redis is not None and service.name in deployment.redis.urls:
-            entry["redis_url"] = deployment.redis.urls[service.name]
-        urls[service.name] = entry
+        if name in deployment.redis_urls:
+            entry["redis_url"] = deployment.redis_urls[name]
+        urls[name] = entry
     pulumi.export(SERVICES, services)
     pulumi.export(CONNECTION_URLS, pulumi.Output.secret(urls))
     pulumi.export(VAULT_SECRET_IDS, pulumi.Output.secret(
         {name: approle.secret_id for name, approle in deployment.approles.items()}
     ))
+
+
+def export(config: StackConfig, deployment: Deployment) -> None:
+    export_services(deployment)
     pulumi.export(VAULT, {
         "address": deployment.vault_address,
         "kv_mount": config.vault.kv_mount,
@@ -108,6 +122,9 @@ def export(config: StackConfig, deployment: Deployment) -> None:
     pulumi.export(SERVER_ADMIN_PASSWORDS, pulumi.Output.secret(
         {name: server.admin_password for name, server in deployment.servers.items()}
     ))
+    if config.service_groups:
+        pulumi.export(SERVICE_GROUP_STACKS, group_stacks(config, pulumi.get_stack()))
+        pulumi.export(SERVICE_GROUPS, pulumi.Output.secret(service_groups(config, deployment, objects)))
 
 
 def platform_objects(config: StackConfig) -> dict[str, Any]:
@@ -132,6 +149,16 @@ def platform_objects(config: StackConfig) -> dict[str, Any]:
     return {"kind": config.platform, **located, "servers": servers}
 
 
+def admin_endpoint(config: StackConfig, server: str, connection: ServerConnection,
+                   objects: dict[str, Any]) -> dict[str, Any]:
+    """Where another stack's deploy dials a server as its admin: the published port on Docker, a
+    port-forward to the primary's pod on Kubernetes."""
+    if config.platform == "kubernetes":
+        return {"kind": "kubernetes", "namespace": config.kubernetes.namespace,
+                "pod": f"{objects['servers'][server]['primary']}-0", "port": connection.port}
+    return {"kind": "docker", "host": connection.local_host, "port": connection.local_port}
+
+
 def service_stacks(config: StackConfig, deployment: Deployment, objects: dict[str, Any]) -> dict[str, Any]:
     """Per service stack, what its deploy needs to reach its server and Vault."""
     assert deployment.authority is not None  # cross-checks refuse service stacks without TLS
@@ -139,14 +166,37 @@ def service_stacks(config: StackConfig, deployment: Deployment, objects: dict[st
     for entry in config.service_stacks:
         name = config.server_of_stack(entry)
         connection = deployment.servers[name].connection
-        if config.platform == "kubernetes":
-            admin: dict[str, Any] = {"kind": "kubernetes", "namespace": config.kubernetes.namespace,
-                                     "pod": f"{objects['servers'][name]['primary']}-0", "port": connection.port}
-        else:
-            admin = {"kind": "docker", "host": connection.local_host, "port": connection.local_port}
         entries[entry.name] = topology_entry(
-            connection, deployment.provisioners[entry.name], admin=admin,
+            connection, deployment.provisioners[entry.name], admin=admin_endpoint(config, name, connection, objects),
             vault_address=deployment.vault_address or "", kv_mount=config.vault.kv_mount,
             approle_path=config.vault.approle_path, ca_certificate=deployment.authority.ca_certificate,
         )
     return entries
+
+
+def service_groups(config: StackConfig, deployment: Deployment, objects: dict[str, Any]) -> dict[str, Any]:
+    """What every group stack reads (stacks/group.py): whole, as one secret."""
+    servers = {}
+    for name, server in deployment.servers.items():
+        connection = server.connection
+        servers[name] = {
+            "admin": admin_endpoint(config, name, connection, objects),
+            "admin_username": server.admin_username,
+            "admin_password": server.admin_password,
+            "host": connection.host,
+            "port": connection.port,
+            "read_host": connection.read_host,
+            "read_port": connection.read_port,
+            "local_host": connection.local_host,
+            "local_port": connection.local_port,
+            "local_read_port": connection.local_read_port,
+            "pooler_host": connection.pooler_host,
+            "pooler_port": connection.pooler_port,
+        }
+    return {
+        "servers": servers,
+        "vault": {"address": deployment.vault_address, "token": deployment.vault_token},
+        "ca_certificate": deployment.authority.ca_certificate if deployment.authority is not None else None,
+        "local_ca_path": deployment.local_ca_path,
+        "redis_urls": dict(deployment.redis.urls) if deployment.redis is not None else {},
+    }

@@ -72,13 +72,19 @@ def read_pulumi_config(namespace: str | None = None) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for key in CONFIG_KEYS:
         value = config.get(key)
-        if value is None:
-            continue
-        try:
-            raw[key] = json.loads(value)
-        except json.JSONDecodeError:
-            raw[key] = value  # a plain string such as `platform: docker`
+        if value is not None:
+            raw[key] = decoded(value)
     return raw
+
+
+def decoded(value: Any) -> Any:
+    """A config value as the program reads it: objects arrive as their JSON text."""
+    if not isinstance(value, str):
+        return value  # written as YAML in a stack's file
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value  # a plain string such as `platform: docker`
 
 
 def read_secrets(namespace: str | None = None) -> dict[str, pulumi.Output[str]]:

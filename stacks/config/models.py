@@ -349,6 +349,11 @@ class StackConfig(_Section):
         default_factory=list, description="Services whose teams declare their databases in stacks of their own."
     )
     services: list[ServiceConfig] = Field(default_factory=list, validate_default=True)
+    service_groups: int = Field(
+        0, ge=0, le=256,
+        description="Keep `services` in this many stacks of their own ('<stack>-services-<k>', each "
+                    "with its own state, brought up by pgfleet-fleet after this one); 0: in this stack.",
+    )
     vault: VaultConfig = VaultConfig()
     backup: BackupConfig = BackupConfig()
     redis: RedisConfig = RedisConfig()
