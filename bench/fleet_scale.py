@@ -97,6 +97,9 @@ def timed(action: Callable[[], object]) -> float:
 
 def fleet_config(size: int, groups: int, limit_of_first: int = 10, extra: int = 0) -> dict:
     config = stack_config(size + extra)
+    # room for the added service from the start: a server setting reaches every group (and the
+    # server itself), and adding one service must change nothing but that service
+    config["servers"][0]["max_connections"] = 10 * (size + 1) + 30
     config["service_groups"] = groups
     config["services"][0]["connection_limit"] = limit_of_first
     return config
@@ -115,14 +118,14 @@ def measure(size: int, groups: int, parallel: int) -> Result:
         with PeakMemory() as memory:
             result.up = timed(lambda: run("up"))
         result.peak_mib = memory.peak_kib / 1024
-        fleet.set_config(fleet_config(size, groups, limit_of_first=9))
+        fleet.set_config(fleet_config(size, groups, limit_of_first=12))
         result.change = timed(lambda: run("up"))
-        fleet.set_config(fleet_config(size, groups, limit_of_first=9, extra=1))
+        fleet.set_config(fleet_config(size, groups, limit_of_first=12, extra=1))
         result.add = timed(lambda: run("up"))
         result.preview = timed(lambda: run("preview"))
         if groups:
             result.preview_all = timed(lambda: run("preview", "--all"))
-        fleet.set_config(fleet_config(size, groups, limit_of_first=9, extra=1))
+        fleet.set_config(fleet_config(size, groups, limit_of_first=12, extra=1))
     return result
 
 

@@ -34,8 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from pgfleet.stacks.config import ConfigError, StackConfig
-from pgfleet.stacks.config.groups import code_digest, fingerprint, group_of, group_stacks
+from pgfleet.stacks.config.groups import code_digest, fingerprint, group_of, group_stack, group_stacks, parse_group_stack
 from pgfleet.stacks.group import stack_config_file, read_platform_config
 from pgfleet.stacks.outputs import GROUP_FINGERPRINT, SERVICES
 
@@ -84,7 +86,7 @@ class Fleet:
         moved = []
         for stack, outputs in records.items():
             for service in outputs.get(SERVICES) or {}:
-                home = f"{self.stack}-services-{group_of(service, self.config.service_groups)}"
+                home = group_stack(self.stack, group_of(service, self.config.service_groups))
                 if service in wanted and home != stack:
                     moved.append(f"{service} ({stack} -> {home})")
         if moved:
@@ -95,7 +97,7 @@ class Fleet:
 
     def run(self, action: str, parallel: int, everything: bool) -> list[Outcome]:
         existing = self.existing_stacks()
-        groups = sorted(name for name in existing if name.startswith(f"{self.stack}-services-"))
+        groups = sorted(name for name in existing if (parse_group_stack(name) or ("",))[0] == self.stack)
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             records = dict(zip(groups, pool.map(self.recorded, groups)))
         if action == "destroy":
@@ -133,8 +135,6 @@ class Fleet:
 
 
 def _project_name(cwd: Path) -> str:
-    import yaml
-
     return str(yaml.safe_load((cwd / "Pulumi.yaml").read_text())["name"])
 
 
