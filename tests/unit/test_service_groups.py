@@ -133,3 +133,27 @@ def test_the_fleet_refuses_a_config_that_moves_a_service_between_groups(tmp_path
     # the same stacks, as the config places them now, pass
     now = {stack: {outputs.SERVICES: {name: {} for name in members}} for stack, members in fleet.groups.items()}
     fleet.check_moves(now)
+
+
+def test_on_kubernetes_a_group_reaches_the_primary_through_the_api_and_keeps_secret_ids_for_the_pods(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = {**fleet_config(4, 2), "platform": "kubernetes", "servers": [{"name": "pg", "max_connections": 2000}],
+              "vault": {"mode": "external", "address": "https://vault.example:8200"},
+              "kubernetes": {"namespace": "db", "services_namespace": "apps"}, "backup": {"enabled": False}}
+    platform = run_stack(config, secret_config={"vaultToken": "t0ken-for-tests"}, collect=lambda _: exports())
+    access = platform.values[outputs.SERVICE_GROUPS].value
+    assert access["servers"]["pg"]["admin"] == {"kind": "kubernetes", "namespace": "db", "pod": "pg-0", "port": 5432}
+    assert access["vault"] == {"address": "https://vault.example:8200", "token": "t0ken-for-tests"}
+    forwards: list[tuple[str, str, int]] = []
+    monkeypatch.setattr("pgfleet.components.platform.kube_forward.ensure",
+                        lambda namespace, pod, port: forwards.append((namespace, pod, port)) or "127.0.0.1")
+    root = _project(tmp_path, config)
+    mine = platform.values[outputs.SERVICE_GROUP_STACKS].value["dev-services-0"]
+    assert mine, "the test needs a service in group 0"
+    group = _group_run(root, 0, platform)
+    assert forwards and set(forwards) == {("db", "pg-0", 5432)}
+    secrets = {r.inputs["metadata"]["name"]: r for r in group.mocks.of_type("kubernetes:core/v1:Secret")}
+    assert sorted(secrets) == sorted(f"{s}-vault-secret-id" for s in mine)
+    assert {r.inputs["metadata"]["namespace"] for r in secrets.values()} == {"apps"}
+    assert not group.mocks.of_type("kubernetes:core/v1:Namespace")
+    assert all(r.protect for r in group.mocks.of_type(DATABASE)), "prod data is protected in a group stack too"
