@@ -64,7 +64,8 @@ def _server(name: str, access: pulumi.Output[Any], config: StackConfig) -> Serve
     """The platform's server `name`, reached as its admin the way the platform reaches it."""
 
     def value(key: str) -> pulumi.Output[Any]:
-        return access.apply(lambda groups: groups["servers"][name].get(key))
+        # the access output is secret as a whole; hosts and ports are not, and stay readable in outputs
+        return pulumi.Output.unsecret(access.apply(lambda groups: groups["servers"][name].get(key)))
 
     # known before anything resolves, as the URLs and options need them: from the config, as
     # SharedServer and the platform derive them
@@ -104,7 +105,7 @@ def deploy(platform_stack: str, group: int, root: Path, project: str) -> Deploym
     access = pulumi.Output.secret(reference.require_output(outputs.SERVICE_GROUPS))
     vault_provider = vault.Provider(
         "pgfleet-vault",
-        address=access.apply(lambda groups: groups["vault"]["address"]),
+        address=pulumi.Output.unsecret(access.apply(lambda groups: groups["vault"]["address"])),
         token=pulumi.Output.secret(access.apply(lambda groups: groups["vault"]["token"])),
         skip_child_token=True,
     )
@@ -119,7 +120,7 @@ def deploy(platform_stack: str, group: int, root: Path, project: str) -> Deploym
     targets = ServiceTargets(
         kv_mount=config.vault.kv_mount, approle_path=config.vault.approle_path,
         vault=pulumi.ResourceOptions(provider=vault_provider),
-        ca_certificate=access.apply(lambda groups: groups.get("ca_certificate")) if tls_on else None,
+        ca_certificate=pulumi.Output.unsecret(access.apply(lambda groups: groups.get("ca_certificate"))) if tls_on else None,
         local_ca_path=local_ca, secret_id_platform=platform,
     )
     deployment = Deployment()

@@ -109,6 +109,7 @@ def test_a_group_stack_builds_its_own_services_on_the_platforms_server(tmp_path:
     assert provider.inputs["host"] == "127.0.0.1" and int(provider.inputs["port"]) == 15432
     assert "password" in provider.secret_paths
     assert sorted(group.values[outputs.SERVICES].value) == mine
+    assert not group.values[outputs.SERVICES].secret, "hosts and ports are no secrets"
     assert group.values[outputs.CONNECTION_URLS].secret
     assert group.values[outputs.GROUP_FINGERPRINT].value == fingerprint(parse_config(config), 1, code_digest())
 
