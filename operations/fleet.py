@@ -126,8 +126,9 @@ class Fleet:
             return list(pool.map(lambda name: self._one(name, action), stacks))
 
     def _one(self, stack: str, action: str) -> Outcome:
-        args = {"up": ["up", "--yes", "--skip-preview"], "preview": ["preview"],
-                "destroy": ["destroy", "--yes", "--skip-preview"]}[action]
+        # on Kubernetes the program opens the port-forwards the PostgreSQL providers dial: it runs on destroy too
+        destroy = ["destroy", "--yes", "--skip-preview", *(["--run-program"] if self.config.platform == "kubernetes" else [])]
+        args = {"up": ["up", "--yes", "--skip-preview"], "preview": ["preview"], "destroy": destroy}[action]
         start = time.perf_counter()
         result = self.pulumi(*args, "-s", stack, *self.pulumi_args)
         return Outcome(stack, action, time.perf_counter() - start, result.stdout + result.stderr,

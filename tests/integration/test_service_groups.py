@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from types import SimpleNamespace
 
 import pytest
-from pulumi import automation as auto
 
 from pgfleet.stacks import outputs
 from pgfleet.stacks.config.groups import group_of
@@ -56,17 +54,7 @@ def live(fleet: FleetProject) -> Live:
     ran = fleet.actions(result)
     assert ran[fleet.platform] == "up"
     assert {ran[fleet.group_stack(k)] for k in range(GROUPS)} == {"up"}
-    merged = {key: value for key, value in fleet.outputs(fleet.platform).items()}
-    for key in (outputs.SERVICES, outputs.CONNECTION_URLS, outputs.VAULT_SECRET_IDS):
-        merged[key] = {}
-    for k in range(GROUPS):
-        group = fleet.outputs(fleet.group_stack(k))
-        for key in (outputs.SERVICES, outputs.CONNECTION_URLS, outputs.VAULT_SECRET_IDS):
-            assert not set(group[key]) & set(merged[key]), "a service in two groups"
-            merged[key].update(group[key])
-    values = SimpleNamespace(outputs={k: SimpleNamespace(value=v) for k, v in merged.items()})
-    platform = auto.Stack.select(fleet.platform, fleet.workspace())
-    return Live(platform, values, PREFIX)
+    return Live(fleet.platform_stack(), fleet.merged_outputs(GROUPS), PREFIX)
 
 
 def test_each_service_lives_in_its_group_stack_and_none_in_the_platforms(fleet: FleetProject, live: Live) -> None:

@@ -11,12 +11,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pulumi import automation as auto
 
+from pgfleet.stacks import outputs
+
 from .engine import POLICY_PACKS, config_values, engine_env, program_work_dir
-from .program import ROOT
+from .program import PROJECT, ROOT
+
+#: A stack's per-service outputs: in a fleet with groups, each group stack has its services'.
+SERVICE_KEYS = (outputs.SERVICES, outputs.CONNECTION_URLS, outputs.VAULT_SECRET_IDS)
 
 
 @dataclass
@@ -58,19 +64,42 @@ class FleetProject:
     def set_config(self, config: dict[str, Any]) -> None:
         auto.Stack.select(self.platform, self.workspace()).set_all_config(config_values(config))
 
+    def platform_stack(self) -> auto.Stack:
+        return auto.Stack.select(self.platform, self.workspace())
+
+    def merged_outputs(self, groups: int) -> SimpleNamespace:
+        """The platform's outputs with every group's service outputs in them, shaped as an up's
+        result (`.outputs[key].value`), for the checks every live stack passes."""
+        merged = self.outputs(self.platform)
+        for key in SERVICE_KEYS:
+            merged[key] = {}
+        for group in range(groups):
+            found = self.outputs(self.group_stack(group))
+            for key in SERVICE_KEYS:
+                assert not set(found[key]) & set(merged[key]), f"a service in two groups: {found[key]}"
+                merged[key].update(found[key])
+        return SimpleNamespace(outputs={key: SimpleNamespace(value=value) for key, value in merged.items()})
+
 
 @contextmanager
-def fleet_project(tmp: Path, name: str, config: dict[str, Any], policies: bool = True) -> Iterator[FleetProject]:
-    """A new platform stack with this config; its fleet destroyed and its stacks removed afterwards."""
+def fleet_project(tmp: Path, name: str, config: dict[str, Any], policies: bool = True,
+                  secret_config: dict[str, str] | None = None, protected: bool = False) -> Iterator[FleetProject]:
+    """A new platform stack with this config; its fleet destroyed and its stacks removed afterwards
+    (`protected`: protection is lifted first, with an up of every stack)."""
     (tmp / "state").mkdir(parents=True, exist_ok=True)
     made = FleetProject(work=program_work_dir(tmp), env=engine_env(tmp / "state"),
                         platform=f"{name}-{secrets.token_hex(3)}", policies=policies)
-    auto.Stack.create(made.platform, made.workspace())
+    stack = auto.Stack.create(made.platform, made.workspace())
     made.set_config(config)
+    for key, value in (secret_config or {}).items():
+        stack.set_config(f"{PROJECT}:{key}", auto.ConfigValue(value=value, secret=True))
     try:
         yield made
     finally:
-        made.set_config(config)  # the groups the stacks hold, whatever the caller left
+        made.set_config({**config, "protect": False} if protected else config)  # whatever the caller left
+        if protected:
+            lifted = made.run("up", echo=False)
+            assert lifted.returncode == 0, lifted.stdout + lifted.stderr
         destroyed = made.run("destroy", echo=False)
         assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
         for stack in made.workspace().list_stacks():
