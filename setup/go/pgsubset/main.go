@@ -206,8 +206,8 @@ func (c config) connect(ctx context.Context, database string) (*pgx.Conn, func(o
 }
 
 // idle keeps the last few connections for the next operation. Each resource step used to open
-// its own (TCP, TLS, SCRAM, a new server process): most of a step's time on the database side,
-// and a service's grants and default privileges are 14 steps in a row on its database.
+// its own (TCP, TLS, SCRAM, a new server process), and a service's grants and default
+// privileges are 14 steps in a row on its database.
 var idle = &connPool{max: 4}
 
 type pooled struct {
