@@ -173,7 +173,7 @@ type config struct {
 	superuser                               bool
 }
 
-func (c config) dsn(database string) string {
+func (c config) connect(ctx context.Context, database string) (*pgx.Conn, error) {
 	if database == "" {
 		database = c.database
 	}
@@ -186,141 +186,55 @@ func (c config) dsn(database string) string {
 		v := strings.ReplaceAll(strings.ReplaceAll(kv[k], `\`, `\\`), `'`, `\'`)
 		parts = append(parts, fmt.Sprintf("%s='%s'", k, v))
 	}
-	return strings.Join(parts, " ")
-}
-
-// connect lends a connection to database ("" = the provider's own); give it back with release,
-// saying whether it is fit for the next operation.
-func (c config) connect(ctx context.Context, database string) (*pgx.Conn, func(ok bool), error) {
-	dsn := c.dsn(database)
-	if conn := idle.take(ctx, dsn); conn != nil {
-		return conn, func(ok bool) { idle.give(ctx, dsn, conn, ok) }, nil
-	}
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(c.timeout+5)*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, dsn)
-	if err != nil {
-		return nil, nil, err
-	}
-	return conn, func(ok bool) { idle.give(ctx, dsn, conn, ok) }, nil
-}
-
-// idle keeps the last few connections for the next operation. Each resource step used to open
-// its own (TCP, TLS, SCRAM, a new server process), and a service's grants and default
-// privileges are 14 steps in a row on its database.
-var idle = &connPool{max: 4}
-
-type pooled struct {
-	dsn  string
-	conn *pgx.Conn
-}
-
-type connPool struct {
-	mu    sync.Mutex
-	max   int
-	conns []pooled // oldest first
-}
-
-// take is an idle connection to dsn that still answers (a server restarted meanwhile closes
-// them all: the caller then connects anew), or nil.
-func (p *connPool) take(ctx context.Context, dsn string) *pgx.Conn {
-	for {
-		p.mu.Lock()
-		var conn *pgx.Conn
-		for i := len(p.conns) - 1; i >= 0; i-- {
-			if p.conns[i].dsn == dsn {
-				conn = p.conns[i].conn
-				p.conns = append(p.conns[:i], p.conns[i+1:]...)
-				break
-			}
-		}
-		p.mu.Unlock()
-		if conn == nil {
-			return nil
-		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := conn.Ping(pctx)
-		cancel()
-		if err == nil {
-			return conn
-		}
-		_ = conn.Close(ctx)
-	}
-}
-
-// forget closes the idle connections to dsn.
-func (p *connPool) forget(ctx context.Context, dsn string) {
-	for conn := p.take(ctx, dsn); conn != nil; conn = p.take(ctx, dsn) {
-		_ = conn.Close(ctx)
-	}
-}
-
-func (p *connPool) give(ctx context.Context, dsn string, conn *pgx.Conn, ok bool) {
-	if !ok || conn.IsClosed() || conn.PgConn().TxStatus() != 'I' {
-		_ = conn.Close(ctx)
-		return
-	}
-	p.mu.Lock()
-	p.conns = append(p.conns, pooled{dsn, conn})
-	var evicted []*pgx.Conn
-	for len(p.conns) > p.max {
-		evicted = append(evicted, p.conns[0].conn)
-		p.conns = p.conns[1:]
-	}
-	p.mu.Unlock()
-	for _, old := range evicted {
-		_ = old.Close(ctx)
-	}
+	return pgx.Connect(cctx, strings.Join(parts, " "))
 }
 
 // exec runs statements in one transaction on the given database.
 func (c config) exec(ctx context.Context, database string, stmts ...string) error {
-	conn, release, err := c.connect(ctx, database)
+	conn, err := c.connect(ctx, database)
 	if err != nil {
 		return fmt.Errorf("connecting to %s@%s:%d/%s: %w", c.user, c.host, c.port, database, err)
 	}
-	err = func() error {
-		tx, err := conn.Begin(ctx)
-		if err != nil {
-			return err
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			_ = tx.Rollback(ctx)
+			return fmt.Errorf("%s: %w", s, err)
 		}
-		for _, s := range stmts {
-			if _, err := tx.Exec(ctx, s); err != nil {
-				_ = tx.Rollback(ctx)
-				return fmt.Errorf("%s: %w", s, err)
-			}
-		}
-		return tx.Commit(ctx)
-	}()
-	release(err == nil)
-	return err
+	}
+	return tx.Commit(ctx)
 }
 
 // execEach runs statements outside a transaction (CREATE/DROP DATABASE need that).
 func (c config) execEach(ctx context.Context, database string, stmts ...string) error {
-	conn, release, err := c.connect(ctx, database)
+	conn, err := c.connect(ctx, database)
 	if err != nil {
 		return fmt.Errorf("connecting to %s@%s:%d/%s: %w", c.user, c.host, c.port, database, err)
 	}
+	defer conn.Close(ctx)
 	for _, s := range stmts {
 		if _, err := conn.Exec(ctx, s); err != nil {
-			release(false)
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
-	release(true)
 	return nil
 }
 
 // exists runs a query that returns a row when the object it asks about exists.
 func (c config) exists(ctx context.Context, query string, args ...any) (bool, error) {
-	conn, release, err := c.connect(ctx, "")
+	conn, err := c.connect(ctx, "")
 	if err != nil {
 		return false, fmt.Errorf("connecting to %s@%s:%d: %w", c.user, c.host, c.port, err)
 	}
+	defer conn.Close(ctx)
 	var one int
 	err = conn.QueryRow(ctx, query, args...).Scan(&one)
-	release(err == nil || errors.Is(err, pgx.ErrNoRows))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}

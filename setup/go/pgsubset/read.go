@@ -240,13 +240,12 @@ func array(xs []string) resource.PropertyValue {
 
 // query runs fn on a connection to database ("" = the provider's own).
 func (c config) query(ctx context.Context, database string, fn func(*pgx.Conn) error) error {
-	conn, release, err := c.connect(ctx, database)
+	conn, err := c.connect(ctx, database)
 	if err != nil {
 		return fmt.Errorf("connecting to %s@%s:%d/%s: %w", c.user, c.host, c.port, database, err)
 	}
-	err = fn(conn)
-	release(err == nil)
-	return err
+	defer conn.Close(ctx)
+	return fn(conn)
 }
 
 func (c config) databaseExists(ctx context.Context, name string) (bool, error) {

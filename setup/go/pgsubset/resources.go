@@ -229,7 +229,6 @@ func databaseUpdate(ctx context.Context, c config, id string, olds, news props) 
 	oldName, name := str(olds, "name"), str(news, "name")
 	var stmts []string
 	if oldName != "" && oldName != name {
-		idle.forget(ctx, c.dsn(oldName)) // a database being renamed may have no session open
 		stmts = append(stmts, "ALTER DATABASE "+ident(oldName)+" RENAME TO "+ident(name))
 	}
 	if o := str(news, "owner"); o != "" && o != str(olds, "owner") {
