@@ -240,6 +240,9 @@ class BackupBucket(pulumi.ComponentResource):
             secret_env=secret_env,
             mounts=wiring.mounts,
             near=primary if wiring.mounts else None,  # a repository volume the primary holds too
+            # Where successful backups are recorded (the base job's init makes it otherwise):
+            # the exporter's queries read it from the start.
+            at_start=None if self.args.wal_archiving else [BACKUP_COMMAND, "prepare"],
         )]
         if self.args.wal_archiving:
             jobs.append(JobSpec(

@@ -15,6 +15,9 @@ from .certificate_authority import CertificateAuthority
 from .platform import DataVolume, FileSetRef, HealthCheck, Platform, PortSpec, ProcessSpec, RunningProcess, dns_name
 
 POSTGRES_PORT = 5432
+EXPORTER_PORT = 9187
+#: Where the exporter reads its custom queries.
+EXPORTER_QUERIES = "/etc/pgfleet/exporter/queries.yaml"
 PGDATA = "/var/lib/postgresql/data/pgdata"
 #: Where the server's processes (and its jobs) mount its TLS files.
 TLS_DIR = "/etc/pgfleet/tls"
@@ -73,8 +76,14 @@ class SharedServerArgs:
     """The databases it will hold, for the per-database dumps."""
     pooler: PoolerArgs | None = None
     exporter_image: str | None = None
-    """Runs the Prometheus exporter (port 9187) as a least-privilege pg_monitor role when set."""
+    """Runs the Prometheus postgres exporter (port 9187) as a least-privilege pg_monitor role when set."""
     exporter_host_port: int | None = None
+    exporter_queries: str | None = None
+    """The exporter's custom queries (its queries.yaml; pgfleet.observability writes pgfleet's),
+    run as the same pg_monitor role. With pg_stat_statements preloaded, its view is created in
+    the `postgres` database the exporter reads."""
+    exporter_args: Sequence[str] = ()
+    """More exporter flags, e.g. --no-collector.bgwriter where a collector does not know the server."""
     backup: BackupBucket | None = None
     backup_image: str | None = None
     """Runs the scheduled backups; the server's own image (which carries pgBackRest) when None."""
@@ -435,7 +444,10 @@ class SharedServer(pulumi.ComponentResource):
                 files={"/etc/pgbouncer/pgbouncer.ini": ini, "/etc/pgbouncer/userlist.txt": userlist},
                 env=_reload_watch(self._tls),
                 file_sets=self._tls_mounts,
-                health=HealthCheck(command=["pg_isready", "-h", "127.0.0.1", "-p", "6432"]),
+                # A database and user that exist: by default pg_isready asks for "root", which
+                # PgBouncer would pass on to the server, and the server log that it does not exist.
+                health=HealthCheck(command=["pg_isready", "-h", "127.0.0.1", "-p", "6432", "-U", args.admin_username,
+                                            "-d", "postgres"]),
                 clients=args.clients,
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(primary.resources))),
@@ -456,6 +468,15 @@ class SharedServer(pulumi.ComponentResource):
     def _exporter(self, name: str, args: SharedServerArgs, primary: RunningProcess,
                   admin: pulumi.ResourceOptions, child: pulumi.ResourceOptions) -> RunningProcess:
         role, password = self._login_role(name, "monitor", admin, roles=["pg_monitor"])
+        ready: list[pulumi.Resource] = [role]
+        files: dict[str, pulumi.Input[str]] = {}
+        env: dict[str, pulumi.Input[str]] = {}
+        if args.exporter_queries is not None:
+            files[EXPORTER_QUERIES] = args.exporter_queries
+            env["PG_EXPORTER_EXTEND_QUERY_PATH"] = EXPORTER_QUERIES
+            if "pg_stat_statements" in args.extensions:
+                ready.append(postgresql.Extension(
+                    f"{name}-pg-stat-statements", name="pg_stat_statements", database="postgres", opts=admin))
         # The exporter's own split form: only the password is secret, and the exporter reads it
         # from a file (DATA_SOURCE_PASS_FILE on Docker) or the env (a secretKeyRef on Kubernetes).
         tls = f"sslmode=verify-full&sslrootcert={TLS_CA}" if self._tls else "sslmode=disable"
@@ -467,12 +488,15 @@ class SharedServer(pulumi.ComponentResource):
                 role="exporter",
                 server=self._host,
                 image=args.exporter_image or "",
-                ports=[PortSpec("metrics", 9187, args.exporter_host_port, restricted=False)],
-                env={"DATA_SOURCE_URI": uri, "DATA_SOURCE_USER": role.name},
+                ports=[PortSpec("metrics", EXPORTER_PORT, args.exporter_host_port, restricted=False)],
+                args=["--web.listen-address", f":{EXPORTER_PORT}", *args.exporter_args],
+                env={"DATA_SOURCE_URI": uri, "DATA_SOURCE_USER": role.name, **env},
                 secret_env={"DATA_SOURCE_PASS": password},
+                files=files,
                 file_sets=self._tls_mounts,
+                scrape_port=EXPORTER_PORT,
             ),
-            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role])),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=ready)),
         )
 
     @staticmethod

@@ -13,7 +13,8 @@ The public API is what `__all__` lists, importable from `pgfleet` itself:
 - the stack builder: `run_stack` (what the pgfleet program's `__main__.py` runs), `StackConfig`,
   `parse_config` and `ConfigError`.
 
-Everything else under `pgfleet.components`, `pgfleet.stacks`, `pgfleet.operations` and
+Everything else under `pgfleet.components`, `pgfleet.stacks`, `pgfleet.observability` (the
+exporter queries, rules and dashboards a stack config implies), `pgfleet.operations` and
 `pgfleet.policies` is internal: importable, but free to change between releases.
 """
 from __future__ import annotations

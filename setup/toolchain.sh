@@ -94,6 +94,7 @@ if want images; then
     FAILED=1
   fi
 fi
+if want prometheus; then run_step "prometheus (Debian)" "$LOGS/prometheus.log" step_prometheus; fi
 if want actionlint; then run_step "actionlint $ACTIONLINT_VERSION" "$LOGS/actionlint.log" step_actionlint; fi
 if [ "$cluster" = 1 ]; then
   if want kubernetes-provider; then
@@ -104,6 +105,9 @@ if [ "$cluster" = 1 ]; then
   if want containerd; then run_step "containerd $CONTAINERD_VERSION" "$LOGS/containerd.log" step_containerd; fi
   if want kube; then run_step "kubernetes $KUBERNETES_VERSION" "$LOGS/kube.log" step_kube; fi
   if want pause; then run_step "image $PGFLEET_PAUSE_IMAGE" "$LOGS/image-pause.log" step_pause_image; fi
+  if want operator-crds; then
+    run_step "prometheus-operator CRDs $PROMETHEUS_OPERATOR_VERSION" "$LOGS/operator-crds.log" step_operator_crds
+  fi
 fi
 
 echo "pgfleet toolchain ($((SECONDS - T_START))s; cache $CACHE; links in $BIN_DIR):"

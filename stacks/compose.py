@@ -29,6 +29,9 @@ from pgfleet.components import (
     VaultAppRoleArgs,
 )
 from pgfleet.components.platform import HealthCheck, Platform, PortSpec, ProcessSpec
+from pgfleet.observability import MonitoringPlan
+from pgfleet.observability import plan as monitoring_plan
+from pgfleet.observability.queries import queries_yaml
 
 from . import outputs
 from .config import ConfigError, Problem, ServerSettings, ServiceConfig, StackConfig
@@ -61,6 +64,8 @@ class Deployment:
     """Kubernetes: '<namespace>/<name>' of the Secret that holds the CA for the service pods."""
     local_ca_path: str | None = None
     """Docker: the file on this machine that `local_url` names for the CA."""
+    monitoring: MonitoringPlan | None = None
+    """What the stack's Prometheus and Grafana watch: the platform's stack publishes it."""
 
 
 def check_secrets(config: StackConfig, secrets: Mapping[str, object]) -> None:
@@ -151,8 +156,10 @@ def _server_tls(config: StackConfig, authority: CertificateAuthority | None) -> 
 
 
 def _server_args(config: StackConfig, platform: Platform, name: str, settings: ServerSettings,
-                 services: list, backup: BackupBucket | None, tls: ServerTlsArgs | None) -> SharedServerArgs:
+                 services: list, backup: BackupBucket | None, tls: ServerTlsArgs | None,
+                 monitoring: MonitoringPlan) -> SharedServerArgs:
     images = config.images
+    watched = monitoring.server(name)
     return SharedServerArgs(
         platform=platform,
         image=images.postgres,
@@ -178,6 +185,9 @@ def _server_args(config: StackConfig, platform: Platform, name: str, settings: S
         ) if settings.pooler.enabled else None,
         exporter_image=images.exporter if settings.metrics.enabled else None,
         exporter_host_port=settings.metrics.port,
+        exporter_queries=queries_yaml(watched, monitoring) if watched else None,
+        # The 0.11 exporter's bgwriter collector reads columns PostgreSQL 17 moved to pg_stat_checkpointer.
+        exporter_args=["--no-collector.bgwriter"] if settings.version >= 17 else [],
         backup=backup,
         backup_image=images.backup if backup else None,
         cpu=settings.cpu,
@@ -260,9 +270,10 @@ def build(stack: str, config: StackConfig, platform: Platform,
         )
 
     server_tls = _server_tls(config, authority)
+    monitoring = deployment.monitoring = monitoring_plan(pulumi.get_stack(), config)
     for name, settings, services in config.resolved_servers():
         deployment.servers[name] = SharedServer(
-            name, _server_args(config, platform, name, settings, services, deployment.backup, server_tls)
+            name, _server_args(config, platform, name, settings, services, deployment.backup, server_tls, monitoring)
         )
 
     if not config.service_groups:  # else the group stacks make them (stacks/group.py)

@@ -7,6 +7,8 @@ from pathlib import Path
 import pulumi
 
 from pgfleet.components.platform.docker import DockerPlatform, DockerSettings
+from pgfleet.observability import MonitoringPlan
+from pgfleet.observability.files import DASHBOARDS, monitoring_files
 
 from .compose import Deployment, build
 from .config import StackConfig
@@ -36,9 +38,35 @@ def _write_local_ca(path: str, certificate: str | None) -> str:
     return path
 
 
+def monitoring_directory(config: StackConfig) -> Path:
+    default = Path.home() / ".pgfleet" / pulumi.get_project() / pulumi.get_stack() / "monitoring"
+    return Path(config.monitoring.directory).expanduser() if config.monitoring.directory else default
+
+
+def _write_monitoring(directory: Path, plan: MonitoringPlan) -> None:
+    """prometheus.yml, the rules and Grafana's provisioning as files; dashboards of services the
+    config no longer has are removed."""
+    files = monitoring_files(plan, str(directory))
+    for old in (directory / DASHBOARDS).glob("*.json"):
+        if f"{DASHBOARDS}/{old.name}" not in files:
+            old.unlink()
+    for relative, content in files.items():
+        target = directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_text() != content:
+            target.write_text(content)
+
+
 def deploy(stack: str, config: StackConfig, secrets: Mapping[str, pulumi.Output[str]]) -> Deployment:
     deployment = build(stack, config, platform(stack, config), secrets)
     path = deployment.local_ca_path
     if deployment.authority is not None and path is not None and not pulumi.runtime.is_dry_run():
         deployment.authority.ca_certificate.apply(lambda pem: _write_local_ca(path, pem))
+    plan = deployment.monitoring
+    if plan is not None and plan.servers:
+        # Files for the Prometheus and Grafana on this machine (what `up` does, not `preview`).
+        directory = monitoring_directory(config)
+        if not pulumi.runtime.is_dry_run():
+            _write_monitoring(directory, plan)
+        pulumi.export("monitoring_directory", str(directory))
     return deployment

@@ -4,8 +4,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pulumi
+import yaml
 
-from pgfleet.components.platform.kubernetes import KubernetesPlatform, KubernetesSettings
+from pgfleet.components.platform.kubernetes import KubernetesPlatform, KubernetesSettings, Monitoring
+from pgfleet.observability import MonitoringPlan
+from pgfleet.observability.dashboards import dashboards
+from pgfleet.observability.files import rules_file
+from pgfleet.observability.rules import rule_groups
+from pgfleet.observability.scrape import kubernetes_job, server_relabelling
 
 from .compose import Deployment, build
 from .config import StackConfig
@@ -27,5 +33,22 @@ def platform(stack: str, config: StackConfig) -> KubernetesPlatform:
     )
 
 
+def monitoring(plan: MonitoringPlan) -> Monitoring:
+    return Monitoring(
+        dashboards=dashboards(plan),
+        folder=f"pgfleet {plan.stack}",
+        rule_groups=rule_groups(plan),
+        rules_file=rules_file(plan),
+        scrape_file=yaml.safe_dump({"scrape_configs": [kubernetes_job(plan)]}, sort_keys=False),
+        relabelling=server_relabelling(plan),
+        interval=plan.scrape_interval,
+        operator=plan.kubernetes_discovery == "operator",
+    )
+
+
 def deploy(stack: str, config: StackConfig, secrets: Mapping[str, pulumi.Output[str]]) -> Deployment:
-    return build(stack, config, platform(stack, config), secrets)
+    kubernetes = platform(stack, config)
+    deployment = build(stack, config, kubernetes, secrets)
+    if deployment.monitoring is not None and deployment.monitoring.servers:
+        kubernetes.publish_monitoring(f"{stack}-monitoring", monitoring(deployment.monitoring), pulumi.ResourceOptions())
+    return deployment

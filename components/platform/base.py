@@ -114,6 +114,8 @@ class ProcessSpec:
     `name` when None."""
     cpu: str | None = None
     memory: str | None = None
+    scrape_port: int | None = None
+    """Prometheus scrapes /metrics on this port (Kubernetes: the prometheus.io/* pod annotations)."""
 
     @property
     def hostname(self) -> str:

@@ -19,6 +19,31 @@ AdminAccess = Literal["auto", "forward", "direct"]
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """A stack's monitoring, as Prometheus and Grafana on a cluster take it."""
+
+    dashboards: Mapping[str, str]
+    """File name -> Grafana dashboard JSON."""
+    folder: str
+    rule_groups: Sequence[Mapping[str, Any]]
+    rules_file: str
+    scrape_file: str
+    """A plain Prometheus's scrape job (kubernetes_sd) for the exporters."""
+    relabelling: Sequence[Mapping[str, Any]]
+    """The scrape job's target labels, which a PodMonitor repeats."""
+    interval: str
+    operator: bool
+
+
+def _camel_keys(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A Prometheus relabel_config as the Operator's RelabelConfig spells it (sourceLabels, ...)."""
+    def camel(key: str) -> str:
+        head, *rest = key.split("_")
+        return head + "".join(word.title() for word in rest)
+    return {camel(k): v for k, v in rule.items()}
+
+
+@dataclass(frozen=True)
 class KubernetesSettings:
     namespace: str = "databases"
     create_namespace: bool = True
@@ -52,6 +77,13 @@ def _verbatim(value: pulumi.Input[str]) -> pulumi.Input[str]:
 
 def _verbatim_all(values: Sequence[pulumi.Input[str]] | None) -> list[pulumi.Input[str]]:
     return [_verbatim(v) for v in values or ()]
+
+
+def _scrape_annotations(port: int | None) -> dict[str, str] | None:
+    """What an annotation-driven Prometheus (the common kubernetes-pods job) looks for."""
+    if port is None:
+        return None
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
 
 
 def _plain_env(env: Mapping[str, pulumi.Input[str]]) -> list[dict[str, Any]]:
@@ -228,7 +260,7 @@ class KubernetesPlatform:
                 "replicas": spec.instances,
                 "selector": {"match_labels": selector},
                 "template": {
-                    "metadata": {"labels": selector},
+                    "metadata": {"labels": selector, "annotations": _scrape_annotations(spec.scrape_port)},
                     "spec": {
                         "containers": [container],
                         "volumes": volumes or None,
@@ -397,6 +429,37 @@ class KubernetesPlatform:
         secret = self._secret(name, files, {"app.kubernetes.io/part-of": "pgfleet"}, opts)
         return FileSetRef(name=name, source=pulumi.Output.from_input(name), resources=[secret],
                           files=sorted(files), private=tuple(private))
+
+    def publish_monitoring(self, name: str, monitoring: Monitoring, opts: pulumi.ResourceOptions) -> None:
+        """Dashboards as ConfigMaps for Grafana's sidecar (label grafana_dashboard=1); the rules and
+        scrape job as a ConfigMap for a plain Prometheus, or as a PrometheusRule and PodMonitor for
+        the Prometheus Operator (whose CRDs must be installed)."""
+        part_of = {"app.kubernetes.io/part-of": "pgfleet"}
+        for file, body in sorted(monitoring.dashboards.items()):
+            key = f"{name}-dashboard-{file.removesuffix('.json')}"
+            k8s.core.v1.ConfigMap(
+                key, metadata={**self._meta(key, {**part_of, "grafana_dashboard": "1"}),
+                               "annotations": {"grafana_folder": monitoring.folder}},
+                data={file: body}, opts=opts)
+        if not monitoring.operator:
+            k8s.core.v1.ConfigMap(
+                f"{name}-prometheus", metadata=self._meta(f"{name}-prometheus", part_of),
+                data={"pgfleet.rules.yml": monitoring.rules_file, "scrape.yml": monitoring.scrape_file}, opts=opts)
+            return
+        k8s.apiextensions.CustomResource(
+            f"{name}-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+            metadata=self._meta(f"{name}-rules", part_of), spec={"groups": monitoring.rule_groups}, opts=opts)
+        k8s.apiextensions.CustomResource(
+            f"{name}-exporters", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+            metadata=self._meta(f"{name}-exporters", part_of),
+            spec={
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "exporter", **part_of}},
+                "podMetricsEndpoints": [{
+                    "port": "metrics", "interval": monitoring.interval,
+                    "relabelings": [_camel_keys(r) for r in monitoring.relabelling],
+                }],
+            },
+            opts=opts)
 
     def host_names(self, host: str, instances: int) -> list[str]:
         # The headless Service's names (short and qualified) and each pod's own.

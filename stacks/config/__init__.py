@@ -7,6 +7,7 @@ from .models import (
     DockerConfig,
     ImagesConfig,
     KubernetesConfig,
+    MonitoringConfig,
     RedisConfig,
     ServerConfig,
     ServerSettings,
@@ -17,7 +18,7 @@ from .models import (
 
 __all__ = [
     "BackupConfig", "BackupTargetConfig", "CONFIG_KEYS", "ConfigError", "DockerConfig", "ImagesConfig",
-    "KubernetesConfig", "Problem", "RedisConfig", "SECRET_KEYS", "ServerConfig", "ServerSettings",
+    "KubernetesConfig", "MonitoringConfig", "Problem", "RedisConfig", "SECRET_KEYS", "ServerConfig", "ServerSettings",
     "ServiceConfig", "StackConfig", "VaultConfig", "cross_checks", "parse_config", "read_pulumi_config",
     "read_secrets",
 ]

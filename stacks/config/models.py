@@ -290,6 +290,40 @@ class RedisConfig(_Section):
     storage: StorageSize = "1Gi"
 
 
+class AlertsConfig(_Section):
+    """When the alert rules fire."""
+
+    pending: Duration = Field("5m", description="How long a condition must hold before its alert fires ('for').")
+    connection_usage: float = Field(
+        0.8, gt=0, le=1, description="Share of a role's connection limit (or a server's max_connections) that alerts."
+    )
+    disk_usage: float = Field(0.85, gt=0, le=1, description="Share of a server's storage that alerts.")
+    backup_grace: Duration = Field(
+        "1h", description="How late a scheduled backup may be before it alerts (added to its schedule's longest gap)."
+    )
+
+
+class MonitoringConfig(_Section):
+    """What Prometheus scrapes and alerts on, and Grafana shows: pgfleet's exporter queries, scrape
+    configuration, alert rules and dashboards for every server whose exporter runs (metrics)."""
+
+    enabled: bool = True
+    scrape_interval: Duration = Field("15s", description="How often Prometheus scrapes and evaluates the rules.")
+    slow_query: Duration = Field(
+        "500ms", description="A statement whose mean execution time reaches this counts as slow (pg_stat_statements)."
+    )
+    directory: str | None = Field(
+        None, description="Docker: where `pulumi up` writes prometheus.yml, the rules and Grafana's files; "
+        "~/.pgfleet/<project>/<stack>/monitoring by default.",
+    )
+    kubernetes: Literal["annotations", "operator"] = Field(
+        "annotations", description="Kubernetes: 'annotations' (prometheus.io/* on the exporter pods, the rules and "
+        "a scrape job in a ConfigMap: plain Prometheus) or 'operator' (PodMonitor and PrometheusRule objects: "
+        "the Prometheus Operator, whose CRDs must be installed). Dashboards are ConfigMaps for Grafana's sidecar.",
+    )
+    alerts: AlertsConfig = AlertsConfig()
+
+
 class ImagesConfig(_Section):
     """Container images; point them at a registry's upstream images where one is reachable."""
 
@@ -358,6 +392,7 @@ class StackConfig(_Section):
     backup: BackupConfig = BackupConfig()
     redis: RedisConfig = RedisConfig()
     tls: TlsConfig = TlsConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     docker: DockerConfig = DockerConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
 

@@ -104,11 +104,11 @@ def test_expired_secret_id_is_refused(live: Live) -> None:
 
 
 def test_no_container_port_beyond_loopback(live: Live) -> None:
-    expected = {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "pgfleet-vault", "pgfleet-redis",
-                "shared-base", "shared-dump", "payments-base", "payments-dump", "pgfleet-backup-store",
+    expected = {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "payments-metrics",
+                "pgfleet-vault", "pgfleet-redis", "shared-base", "shared-dump", "payments-base", "payments-dump", "pgfleet-backup-store",
                 "shared-tls", "payments-tls"}
     assert live.containers() == sorted(PREFIX + name for name in expected)
-    checks.check_ports_on_loopback_only(live, {p + OFFSET for p in (5432, 5442, 6432, 9187, 5433, 8200, 6379)})
+    checks.check_ports_on_loopback_only(live, {p + OFFSET for p in (5432, 5442, 6432, 9187, 5433, 9188, 8200, 6379)})
 
 
 def test_no_container_config_holds_a_secret(live: Live) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,6 +87,8 @@ def throwaway_stack(tmp: Path, name: str, config: Mapping[str, Any],
             stack.destroy(on_output=lambda _: None, run_program=protected)
         finally:
             workspace.remove_stack(stack.name, force=True)
+            # what a Docker stack's `up` wrote on this machine (its CA, its monitoring files)
+            shutil.rmtree(Path.home() / ".pgfleet" / PROJECT / stack.name, ignore_errors=True)
 
 
 @contextmanager

@@ -100,6 +100,8 @@ def test_base_backups_read_the_primarys_data_and_start_with_a_full_backup() -> N
 def test_without_wal_archiving_only_dumps() -> None:
     _, wiring, jobs = build(wal_archiving=False).result
     assert wiring.settings == {} and [j.name for j in jobs] == ["main-dump"]
+    # no base job's init: the dump job makes the table where backups are recorded
+    assert list(jobs[0].at_start or ()) == ["pgfleet-backup", "prepare"]
 
 
 def test_s3_target_takes_any_endpoint_and_secret_keys() -> None:

@@ -14,7 +14,7 @@ REFERENCE = README[README.index("## Config reference"):README.index("## The seed
 SECTIONS: list[type[BaseModel]] = [
     models.StackConfig, models.ServiceConfig, models.ServerSettings, models.VaultConfig, models.BackupConfig,
     models.BackupTargetConfig, models.RedisConfig, models.PoolerConfig, models.DockerConfig, models.KubernetesConfig,
-    models.ImagesConfig,
+    models.ImagesConfig, models.MonitoringConfig, models.AlertsConfig,
 ]
 
 

@@ -57,8 +57,8 @@ def test_dev_read_host_is_the_replica_and_pooler_is_used(dev: Run) -> None:
 
 def test_dev_runs_everything_as_containers_on_one_network(dev: Run) -> None:
     containers = {c.inputs["name"] for c in dev.mocks.of_type("docker:index/container:Container")}
-    assert {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "pgfleet-vault",
-            "pgfleet-redis", "shared-dump", "shared-base", "payments-dump", "payments-base",
+    assert {"shared", "shared-read", "shared-pooler", "shared-metrics", "payments", "payments-metrics",
+            "pgfleet-vault", "pgfleet-redis", "shared-dump", "shared-base", "payments-dump", "payments-base",
             "pgfleet-backup-store", "shared-tls", "payments-tls"} == containers
     network = dev.mocks.named("pgfleet-network").inputs["name"]
     for container in dev.mocks.of_type("docker:index/container:Container"):
