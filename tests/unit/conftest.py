@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # A dev stack's `up` writes the CA and the monitoring files under ~/.pgfleet: under mocks,
-    # into a home of the tier's own (one for the session: module fixtures run stacks once).
+    # into a home of the module's own (module fixtures run stacks once), given back after it:
+    # the tiers that follow in the same pytest find Pulumi's plugins in the real one.
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOME", str(home))
