@@ -112,8 +112,8 @@ def test_no_container_port_beyond_loopback(live: Live) -> None:
 
 
 def test_no_container_config_holds_a_secret(live: Live) -> None:
-    # every container of the stack: 12, and the 2 servers' TLS file writers
-    assert checks.check_no_secret_in_container_config(live) == 14
+    # every container of the stack: 13, and the 2 servers' TLS file writers
+    assert checks.check_no_secret_in_container_config(live) == 15
 
 
 def test_second_preview_shows_no_changes(live: Live) -> None:
