@@ -118,6 +118,11 @@ def server_dashboard(plan: MonitoringPlan, server: MonitoredServer) -> dict[str,
                       ["server", plan.stack], panels)
 
 
+def dashboard_folder(plan: MonitoringPlan) -> str:
+    """The Grafana folder a stack's dashboards go in."""
+    return f"pgfleet {plan.stack}"
+
+
 def dashboards(plan: MonitoringPlan) -> dict[str, str]:
     """File name -> dashboard JSON, for every monitored server and each service on it."""
     found: dict[str, str] = {}

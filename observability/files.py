@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from .dashboards import dashboards
+from .dashboards import dashboard_folder, dashboards
 from .plan import MonitoringPlan
 from .rules import rule_groups
 from .scrape import scrape_job, unscraped
@@ -45,7 +45,7 @@ def monitoring_files(plan: MonitoringPlan, directory: str) -> dict[str, str]:
         "apiVersion": 1,
         "providers": [{
             "name": f"pgfleet-{plan.stack}",
-            "folder": f"pgfleet {plan.stack}",
+            "folder": dashboard_folder(plan),
             "type": "file",
             "disableDeletion": True,
             "options": {"path": f"{directory.rstrip('/')}/{DASHBOARDS}"},

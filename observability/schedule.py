@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 # (lowest, highest) of minute, hour, day of month, month, day of week (0 and 7: Sunday).
 _RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
@@ -43,4 +44,4 @@ def longest_gap_s(schedule: str) -> int:
         day += timedelta(days=1)
     if len(runs) < 2:
         return int(horizon.total_seconds())
-    return int(max((b - a).total_seconds() for a, b in zip(runs, runs[1:])))
+    return int(max((b - a).total_seconds() for a, b in pairwise(runs)))

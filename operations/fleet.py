@@ -127,7 +127,8 @@ class Fleet:
 
     def _one(self, stack: str, action: str) -> Outcome:
         # on Kubernetes the program opens the port-forwards the PostgreSQL providers dial: it runs on destroy too
-        destroy = ["destroy", "--yes", "--skip-preview", *(["--run-program"] if self.config.platform == "kubernetes" else [])]
+        forwards = ["--run-program"] if self.config.platform == "kubernetes" else []
+        destroy = ["destroy", "--yes", "--skip-preview", *forwards]
         args = {"up": ["up", "--yes", "--skip-preview"], "preview": ["preview"], "destroy": destroy}[action]
         start = time.perf_counter()
         result = self.pulumi(*args, "-s", stack, *self.pulumi_args)

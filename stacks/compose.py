@@ -226,10 +226,14 @@ def _backup(stack: str, config: StackConfig, platform: Platform,
     )
 
 
+def local_directory(stack: str | None = None) -> Path:
+    """Where a Docker stack (`stack`, this one by default) keeps files on this machine."""
+    return Path.home() / ".pgfleet" / pulumi.get_project() / (stack or pulumi.get_stack())
+
+
 def local_ca_path(config: StackConfig, stack: str | None = None) -> str:
     """Where a Docker stack (`stack`, this one by default) writes its CA for `local_url` on this machine."""
-    default = Path.home() / ".pgfleet" / pulumi.get_project() / (stack or pulumi.get_stack()) / "ca.crt"
-    return config.tls.local_ca_path or str(default)
+    return config.tls.local_ca_path or str(local_directory(stack) / "ca.crt")
 
 
 def build(stack: str, config: StackConfig, platform: Platform,

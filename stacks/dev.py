@@ -10,7 +10,7 @@ from pgfleet.components.platform.docker import DockerPlatform, DockerSettings
 from pgfleet.observability import MonitoringPlan
 from pgfleet.observability.files import DASHBOARDS, monitoring_files
 
-from .compose import Deployment, build
+from .compose import Deployment, build, local_directory
 from .config import StackConfig
 
 
@@ -27,20 +27,23 @@ def platform(stack: str, config: StackConfig) -> DockerPlatform:
     )
 
 
+def _write(target: Path, content: str) -> None:
+    """A file on this machine, rewritten only when its content changes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or target.read_text() != content:
+        target.write_text(content)
+
+
 def _write_local_ca(path: str, certificate: str | None) -> str:
     # The CA is public; local_url names this file, so a developer's client verifies the server.
-    if not certificate:  # not issued (yet): nothing to write
-        return path
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists() or target.read_text() != certificate:
-        target.write_text(certificate)
+    if certificate:  # else not issued (yet): nothing to write
+        _write(Path(path), certificate)
     return path
 
 
 def monitoring_directory(config: StackConfig) -> Path:
-    default = Path.home() / ".pgfleet" / pulumi.get_project() / pulumi.get_stack() / "monitoring"
-    return Path(config.monitoring.directory).expanduser() if config.monitoring.directory else default
+    directory = config.monitoring.directory
+    return Path(directory).expanduser() if directory else local_directory() / "monitoring"
 
 
 def _write_monitoring(directory: Path, plan: MonitoringPlan) -> None:
@@ -51,10 +54,7 @@ def _write_monitoring(directory: Path, plan: MonitoringPlan) -> None:
         if f"{DASHBOARDS}/{old.name}" not in files:
             old.unlink()
     for relative, content in files.items():
-        target = directory / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists() or target.read_text() != content:
-            target.write_text(content)
+        _write(directory / relative, content)
 
 
 def deploy(stack: str, config: StackConfig, secrets: Mapping[str, pulumi.Output[str]]) -> Deployment:

@@ -4,12 +4,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pulumi
-import yaml
 
 from pgfleet.components.platform.kubernetes import KubernetesPlatform, KubernetesSettings, Monitoring
 from pgfleet.observability import MonitoringPlan
-from pgfleet.observability.dashboards import dashboards
-from pgfleet.observability.files import rules_file
+from pgfleet.observability.dashboards import dashboard_folder, dashboards
 from pgfleet.observability.rules import rule_groups
 from pgfleet.observability.scrape import kubernetes_job, server_relabelling
 
@@ -36,10 +34,9 @@ def platform(stack: str, config: StackConfig) -> KubernetesPlatform:
 def monitoring(plan: MonitoringPlan) -> Monitoring:
     return Monitoring(
         dashboards=dashboards(plan),
-        folder=f"pgfleet {plan.stack}",
+        folder=dashboard_folder(plan),
         rule_groups=rule_groups(plan),
-        rules_file=rules_file(plan),
-        scrape_file=yaml.safe_dump({"scrape_configs": [kubernetes_job(plan)]}, sort_keys=False),
+        scrape_job=kubernetes_job(plan),
         relabelling=server_relabelling(plan),
         interval=plan.scrape_interval,
         operator=plan.kubernetes_discovery == "operator",

@@ -9,10 +9,19 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from . import kube_forward
 from .base import (
-    ADMIN_LABEL, FILE_SET_GROUP, SERVER_LABEL, FileSetRef, JobSpec, ProcessSpec, RunningProcess, StorageRef, labels,
+    ADMIN_LABEL,
+    FILE_SET_GROUP,
+    SERVER_LABEL,
+    FileSetRef,
+    JobSpec,
+    ProcessSpec,
+    RunningProcess,
+    StorageRef,
+    labels,
 )
 
 AdminAccess = Literal["auto", "forward", "direct"]
@@ -26,8 +35,8 @@ class Monitoring:
     """File name -> Grafana dashboard JSON."""
     folder: str
     rule_groups: Sequence[Mapping[str, Any]]
-    rules_file: str
-    scrape_file: str
+    """A rule file's `groups`."""
+    scrape_job: Mapping[str, Any]
     """A plain Prometheus's scrape job (kubernetes_sd) for the exporters."""
     relabelling: Sequence[Mapping[str, Any]]
     """The scrape job's target labels, which a PodMonitor repeats."""
@@ -444,7 +453,9 @@ class KubernetesPlatform:
         if not monitoring.operator:
             k8s.core.v1.ConfigMap(
                 f"{name}-prometheus", metadata=self._meta(f"{name}-prometheus", part_of),
-                data={"pgfleet.rules.yml": monitoring.rules_file, "scrape.yml": monitoring.scrape_file}, opts=opts)
+                data={"pgfleet.rules.yml": yaml.safe_dump({"groups": list(monitoring.rule_groups)}, sort_keys=False),
+                      "scrape.yml": yaml.safe_dump({"scrape_configs": [dict(monitoring.scrape_job)]}, sort_keys=False)},
+                opts=opts)
             return
         k8s.apiextensions.CustomResource(
             f"{name}-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",

@@ -23,10 +23,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, wait
 from tests.support.engine import config_values, throwaway_stack, up_with_policies
-from tests.support.prod import ClusterLive, external_vault, object_store
-from tests.support.prometheus import Prometheus, dashboard_metrics, running, wait_for
+from tests.support.prod import ClusterLive, ExternalVault, object_store, secret_config
+from tests.support.prometheus import Prometheus, dashboard_metrics, running
 
 PREFIX = f"mon-{secrets.token_hex(2)}-"
 NAMESPACE = f"{PREFIX}db"
@@ -38,9 +38,9 @@ MONITORING = {"scrape_interval": "2s"}
 
 
 @pytest.fixture(scope="module")
-def live(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterLive]:
+def live(cluster: Cluster, vault: ExternalVault, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterLive]:
     try:
-        with external_vault() as vault, object_store(cluster, f"{PREFIX}s3") as store:
+        with object_store(cluster, f"{PREFIX}s3") as store:
             config = {
                 "platform": "kubernetes",
                 "servers": [{"name": "shared", "cpu": "100m", "memory": "512Mi"}],
@@ -51,10 +51,8 @@ def live(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                                       "verify_tls": False}},
                 "monitoring": MONITORING,
             }
-            secret = {"vaultToken": vault.token, "backupS3AccessKey": store.access_key,
-                      "backupS3SecretKey": store.secret_key, "backupPassphrase": secrets.token_urlsafe(36)}
-            with throwaway_stack(tmp_path_factory.mktemp("metrics"), "metrics", config, secret,
-                                 protected=True) as stack:
+            with throwaway_stack(tmp_path_factory.mktemp("metrics"), "metrics", config,
+                                 secret_config(vault, store), protected=True) as stack:
                 yield ClusterLive(stack, up_with_policies(stack), NAMESPACE)
     finally:
         cluster.core.delete_namespace(NAMESPACE)
@@ -97,7 +95,7 @@ def prometheus(live: ClusterLive, cluster: Cluster, tmp_path_factory: pytest.Tem
     data = work / "data"
     data.mkdir()
     with running(work / "prometheus.yml", data, PROMETHEUS_PORT) as server:
-        wait_for("Prometheus scrapes the exporter pod", lambda: len(server.query("pg_up == 1")) == 1, 120)
+        wait(lambda: len(server.query("pg_up == 1")) == 1, 120, "Prometheus scrapes the exporter pod")
         yield server
 
 
@@ -108,7 +106,7 @@ def test_the_exporter_pod_is_found_and_scraped_with_its_server_and_stack(
     assert pod.metadata.annotations["prometheus.io/port"] == "9187"
     [(labels, _)] = prometheus.query("pg_up")
     assert (labels["server"], labels["stack"], labels["pod"]) == ("shared", live.stack.name, "shared-metrics-0")
-    wait_for("the base backup is recorded", lambda: len(prometheus.query("pgfleet:base_backup_age_seconds")) == 1, 60)
+    wait(lambda: len(prometheus.query("pgfleet:base_backup_age_seconds")) == 1, 60, "the base backup is recorded")
     for metric in ("pgfleet_role_connections", "pgfleet_database_size_bytes", "pgfleet_statements_slow",
                    "pgfleet_dump_last_success_timestamp_seconds"):
         assert {(s["service"], s["server"]) for s, _ in prometheus.query(metric)} == {
@@ -121,8 +119,8 @@ def test_a_dump_run_by_its_cronjob_shows_as_each_services_dump_age(
         cluster: Cluster, prometheus: Prometheus) -> None:
     assert not prometheus.query("pgfleet:dump_age_seconds")  # never dumped: no age yet
     cluster.fire_cronjob(NAMESPACE, "shared-dump")
-    wait_for("both dumps are recorded", lambda: sorted(
-        s["service"] for s, age in prometheus.query("pgfleet:dump_age_seconds") if age < 300) == sorted(SERVICES), 60)
+    wait(lambda: sorted(s["service"] for s, age in prometheus.query("pgfleet:dump_age_seconds") if age < 300)
+         == sorted(SERVICES), 60, "both dumps are recorded")
 
 
 def test_the_dashboards_configmaps_name_only_metrics_prometheus_has(
@@ -149,9 +147,10 @@ def install_operator_crds(cluster: Cluster) -> None:
             if error.status != 409:  # there already
                 raise
         name = crd["metadata"]["name"]
-        wait_for(f"CRD {name} is established", lambda name=name: any(
+        wait(lambda name=name: any(
             c.type == "Established" and c.status == "True"
-            for c in extensions.read_custom_resource_definition(name).status.conditions or []), 60)
+            for c in extensions.read_custom_resource_definition(name).status.conditions or []),
+             60, f"CRD {name} is established")
 
 
 def test_with_the_operator_the_api_server_takes_the_pod_monitor_and_the_prometheus_rule(

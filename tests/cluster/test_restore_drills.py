@@ -34,7 +34,6 @@ from tests.support.prod import (
     ClusterLive,
     ExternalVault,
     ObjectStore,
-    external_vault,
     for_cluster,
     object_store,
     secret_config,
@@ -66,12 +65,6 @@ def drill_config(store: ObjectStore, vault: ExternalVault) -> dict:
 def store(cluster: Cluster) -> Iterator[ObjectStore]:
     with object_store(cluster, STORE_NAMESPACE) as store:
         yield store
-
-
-@pytest.fixture(scope="module")
-def vault() -> Iterator[ExternalVault]:
-    with external_vault() as vault:
-        yield vault
 
 
 @pytest.fixture(scope="module")

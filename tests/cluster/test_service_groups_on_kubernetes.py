@@ -17,12 +17,12 @@ from pgfleet.stacks.config.groups import group_of
 from tests.support.cluster import Cluster
 from tests.support.fleet import FleetProject, fleet_project
 from tests.support.live import (
-    check_apps_use_what_their_migrators_create,
     check_approles_read_only_their_own_path,
+    check_apps_use_what_their_migrators_create,
     check_no_service_reaches_another,
     connect,
 )
-from tests.support.prod import ClusterLive, ExternalVault, external_vault
+from tests.support.prod import ClusterLive, ExternalVault
 
 PREFIX = f"grp-{secrets.token_hex(2)}-"
 GROUPS = 2
@@ -39,12 +39,6 @@ def platform_config(vault: ExternalVault) -> dict[str, Any]:
         "vault": {"mode": "external", "address": vault.address},
         "backup": {"enabled": False},
     }
-
-
-@pytest.fixture(scope="module")
-def vault() -> Iterator[ExternalVault]:
-    with external_vault() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

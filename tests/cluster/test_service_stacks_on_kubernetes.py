@@ -16,7 +16,7 @@ import pytest
 from tests.support.cluster import Cluster
 from tests.support.engine import throwaway_stack, up_with_policies
 from tests.support.live import connect
-from tests.support.prod import ClusterLive, ExternalVault, external_vault
+from tests.support.prod import ClusterLive, ExternalVault
 from tests.support.program import stack_config
 from tests.support.service_stacks import Team, team_stacks, topology
 
@@ -35,12 +35,6 @@ def platform_config(vault: ExternalVault) -> dict[str, Any]:
             "service_stacks": [{"name": team} for team in TEAMS],
             "kubernetes": {"namespace": f"{PREFIX}db", "images": images},
             "vault": {"mode": "external", "address": vault.address}, "backup": {"enabled": False}}
-
-
-@pytest.fixture(scope="module")
-def vault() -> Iterator[ExternalVault]:
-    with external_vault() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.support.cluster import wait
 from tests.support.live import Live, connect, docker_stack, isolated
-from tests.support.prometheus import Prometheus, dashboard_metrics, running, wait_for
 from tests.support.program import stack_config
+from tests.support.prometheus import Prometheus, dashboard_metrics, running
 
 PREFIX = "pgfleet-mon-"
 CONFIG = isolated(stack_config("Pulumi.dev.yaml"), PREFIX, port_offset=11700)
@@ -68,13 +69,14 @@ def directory(live: Live) -> Path:
 @pytest.fixture(scope="module")
 def prometheus(live: Live, directory: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     with running(directory / "prometheus.yml", tmp_path_factory.mktemp("prometheus"), PROMETHEUS_PORT) as server:
-        wait_for("Prometheus scrapes both exporters", lambda: len(server.query("up == 1")) == 2, 60)
+        wait(lambda: len(server.query("up == 1")) == 2, 60, "Prometheus scrapes both exporters")
         yield server
 
 
 def test_every_metric_is_there_for_every_service_and_server_with_its_labels(live: Live, prometheus: Prometheus) -> None:
     stack = live.stack.name
-    wait_for("the recording rules have run", lambda: len(prometheus.query("pgfleet:base_backup_age_seconds")) == 2, 60)
+    wait(lambda: len(prometheus.query("pgfleet:base_backup_age_seconds")) == 2, 60,
+         "the recording rules have run")
     for metric in PER_SERVICE:
         found = prometheus.query(metric)
         seen = {(s["service"], s["server"], s["database"], s["stack"]) for s, _ in found}
@@ -124,26 +126,22 @@ def test_connections_are_counted_by_role_and_near_the_limit_alert(live: Live, pr
         opened = [held.enter_context(connect(live.url("orders"))) for _ in range(int(limit * 0.8))]
         for connection in opened:
             connection.execute("SELECT 1")
-        wait_for("the orders app role's connections are counted",
-                 lambda: prometheus.value('pgfleet_role_connections{role="orders_user"}') == len(opened), 30)
-        wait_for(f"{alert} fires for orders", lambda: any(
-            a["labels"]["alertname"] == alert and a["labels"].get("role") == "orders_user" and a["state"] == "firing"
-            for a in prometheus.get("/api/v1/alerts")["alerts"]), 30)
+        wait(lambda: prometheus.value('pgfleet_role_connections{role="orders_user"}') == len(opened), 30,
+             "the orders app role's connections are counted")
+        wait(lambda: prometheus.firing(alert, role="orders_user"), 30, f"{alert} fires for orders")
         assert prometheus.value('pgfleet_role_connections{role="payments_user"}') == 0
-        assert not any(a["labels"]["alertname"] == alert and a["labels"].get("service") != "orders"
-                       for a in prometheus.get("/api/v1/alerts")["alerts"])
-    wait_for("the closed connections are no longer counted",
-             lambda: prometheus.value('pgfleet_role_connections{role="orders_user"}') == 0, 30)
-    wait_for(f"{alert} clears", lambda: not any(
-        a["labels"]["alertname"] == alert for a in prometheus.get("/api/v1/alerts")["alerts"]), 30)
+        assert all(a["labels"].get("service") == "orders" for a in prometheus.alerts(alert))
+    wait(lambda: prometheus.value('pgfleet_role_connections{role="orders_user"}') == 0, 30,
+         "the closed connections are no longer counted")
+    wait(lambda: not prometheus.alerts(alert), 30, f"{alert} clears")
 
 
 def test_slow_statements_are_counted_for_their_service_only(live: Live, prometheus: Prometheus) -> None:
     assert prometheus.value('pgfleet_statements_slow{service="orders"}') == 0
     with connect(live.url("orders")) as orders:
         orders.execute("SELECT pg_sleep(0.7)")
-    wait_for("orders has a slow statement",
-             lambda: (prometheus.value('pgfleet_statements_slow{service="orders"}') or 0) >= 1, 30)
+    wait(lambda: (prometheus.value('pgfleet_statements_slow{service="orders"}') or 0) >= 1, 30,
+         "orders has a slow statement")
     assert prometheus.value('pgfleet_statements_slow{service="auth"}') == 0
     assert (prometheus.value('pgfleet_statements_max_mean_seconds{service="orders"}') or 0) >= 0.7
 
@@ -159,16 +157,16 @@ def test_backup_ages_fall_after_the_jobs_run(live: Live, prometheus: Prometheus)
     assert prometheus.value('pgfleet_dump_last_success_timestamp_seconds{service="orders"}') == 0
     assert prometheus.value('pgfleet:dump_age_seconds{service="orders"}') is None
     backup("shared-dump", "dump")
-    wait_for("the dump of orders is recorded",
-             lambda: (prometheus.value('pgfleet:dump_age_seconds{service="orders"}') or 1e9) < 120, 60)
+    wait(lambda: (prometheus.value('pgfleet:dump_age_seconds{service="orders"}') or 1e9) < 120, 60,
+         "the dump of orders is recorded")
     assert prometheus.value('pgfleet_dump_last_success_timestamp_seconds{service="payments"}') == 0
 
     before = prometheus.value('pgfleet:base_backup_age_seconds{server="shared"}')
     assert before is not None and before > 0
     time.sleep(3)
     backup("shared-base", "base", "full")
-    wait_for("the base backup's age falls",
-             lambda: (prometheus.value('pgfleet:base_backup_age_seconds{server="shared"}') or 1e9) < before, 60)
+    wait(lambda: (prometheus.value('pgfleet:base_backup_age_seconds{server="shared"}') or 1e9) < before, 60,
+         "the base backup's age falls")
     after = prometheus.value('pgfleet:base_backup_age_seconds{server="payments"}')
     assert after is not None and after > 0
 
@@ -183,20 +181,20 @@ def switch_wal(live: Live, server: str) -> None:
 def test_the_wal_archiving_alert_fires_while_archiving_fails_and_clears_once_it_works(
         live: Live, prometheus: Prometheus) -> None:
     alert, store = "PgfleetWalArchivingFailing", PREFIX + "pgfleet-backup-store"
-    assert not prometheus.firing(alert, "shared")
+    assert not prometheus.firing(alert, server="shared")
     subprocess.run(["docker", "stop", store], check=True, capture_output=True)
     try:
         switch_wal(live, "shared")
         # pgBackRest's push waits for the store (nothing fails yet): the segment waits with it
-        wait_for(f"{alert} fires for shared", lambda: prometheus.firing(alert, "shared"), 300)
+        wait(lambda: prometheus.firing(alert, server="shared"), 300, f"{alert} fires for shared")
         assert (prometheus.value('pgfleet_wal_archive_pending{server="shared"}') or 0) >= 1
     finally:
         subprocess.run(["docker", "start", store], check=True, capture_output=True)
-    wait_for("the store answers again", lambda: subprocess.run(
+    wait(lambda: subprocess.run(
         ["docker", "inspect", "-f", "{{.State.Health.Status}}", store], capture_output=True, text=True
-    ).stdout.strip() == "healthy", 120)
+    ).stdout.strip() == "healthy", 120, "the store answers again")
     switch_wal(live, "shared")
-    wait_for(f"{alert} clears for shared", lambda: not prometheus.firing(alert, "shared"), 300)
+    wait(lambda: not prometheus.firing(alert, server="shared"), 300, f"{alert} clears for shared")
 
 
 def test_every_dashboard_is_valid_and_names_only_metrics_prometheus_has(

@@ -62,7 +62,7 @@ class FleetProject:
         return auto.LocalWorkspace(work_dir=str(self.work), env_vars=self.env)
 
     def set_config(self, config: dict[str, Any]) -> None:
-        auto.Stack.select(self.platform, self.workspace()).set_all_config(config_values(config))
+        self.platform_stack().set_all_config(config_values(config))
 
     def platform_stack(self) -> auto.Stack:
         return auto.Stack.select(self.platform, self.workspace())

@@ -5,21 +5,14 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting until {what}")
-        time.sleep(1)
+from .cluster import wait
 
 
 class Prometheus:
@@ -41,9 +34,13 @@ class Prometheus:
         assert len(found) <= 1, f"{expr}: {found}"
         return found[0][1] if found else None
 
-    def firing(self, alert: str, server: str) -> bool:
-        return any(a["labels"].get("alertname") == alert and a["labels"].get("server") == server
-                   and a["state"] == "firing" for a in self.get("/api/v1/alerts")["alerts"])
+    def alerts(self, name: str) -> list[dict[str, Any]]:
+        """The alerts called `name`, pending or firing, each with its labels and state."""
+        return [a for a in self.get("/api/v1/alerts")["alerts"] if a["labels"].get("alertname") == name]
+
+    def firing(self, name: str, **labels: str) -> bool:
+        """An alert called `name` fires with these labels (among its others)."""
+        return any(a["state"] == "firing" and labels.items() <= a["labels"].items() for a in self.alerts(name))
 
     def names(self) -> set[str]:
         return set(self.get("/api/v1/label/__name__/values"))
@@ -69,7 +66,7 @@ def running(config: Path, data: Path, port: int) -> Iterator[Prometheus]:
              f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
         try:
             server = Prometheus(port)
-            wait_for("Prometheus answers", server.answers, 60)
+            wait(server.answers, 60, "Prometheus answers")
             yield server
         finally:
             process.terminate()

@@ -13,8 +13,8 @@ import yaml
 from pgfleet.observability import MonitoringPlan, plan
 from pgfleet.observability.files import rules_file
 from pgfleet.observability.rules import alert_rules
-from tests.support.program import stack_config
 from pgfleet.stacks.config import parse_config
+from tests.support.program import stack_config
 
 PROMTOOL = shutil.which("promtool")
 
@@ -38,6 +38,8 @@ class Case:
     labels: dict[str, str] = field(default_factory=dict)
     """Labels every series carries besides server and stack."""
     eval_time: str = "10m"
+    value: float = 0.0
+    """The alert's $value for the bad series, where its annotations print it."""
 
 
 def humanize_duration(seconds: float) -> str:
@@ -59,28 +61,30 @@ def minutes(seconds: int) -> int:
 
 def cases(p: MonitoringPlan) -> dict[str, Case]:
     service = {"service": "orders", "database": "orders_db"}
+    # minutes into the test when the backup alerts are checked; the bad series finished at 1 s
+    base_at, dump_at = minutes(p.base_backup_max_age_s) - 10, minutes(p.dump_max_age_s) - 10
     return {
         "PgfleetServerDown": Case({"pg_up": "0x15"}, {"pg_up": "1x15"}),
         "PgfleetServiceNearConnectionLimit": Case(
             {"pgfleet_role_connections": "17x15", "pgfleet_role_connection_limit": "20x15"},
             {"pgfleet_role_connections": "3x15", "pgfleet_role_connection_limit": "20x15"},
-            {**service, "role": "orders_user"}),
+            {**service, "role": "orders_user"}, value=17 / 20),
         "PgfleetServerNearMaxConnections": Case(
             {"pgfleet_server_connections": "90x15", "pgfleet_server_max_connections": "100x15"},
-            {"pgfleet_server_connections": "10x15", "pgfleet_server_max_connections": "100x15"}),
+            {"pgfleet_server_connections": "10x15", "pgfleet_server_max_connections": "100x15"}, value=90 / 100),
         "PgfleetDiskNearlyFull": Case(
             {"pgfleet_server_data_bytes": "9x15", "pgfleet_server_storage_bytes": "10x15"},
-            {"pgfleet_server_data_bytes": "1x15", "pgfleet_server_storage_bytes": "10x15"}),
+            {"pgfleet_server_data_bytes": "1x15", "pgfleet_server_storage_bytes": "10x15"}, value=9 / 10),
         "PgfleetReplicaMissing": Case(
             {"pgfleet_replication_streaming": "0x15", "pgfleet_replication_expected": "1x15"},
             {"pgfleet_replication_streaming": "1x15", "pgfleet_replication_expected": "1x15"}),
         "PgfleetVolumeNearlyFull": Case(
             {"kubelet_volume_stats_used_bytes": "9x15", "kubelet_volume_stats_capacity_bytes": "10x15"},
             {"kubelet_volume_stats_used_bytes": "1x15", "kubelet_volume_stats_capacity_bytes": "10x15"},
-            {"namespace": p.namespace, "persistentvolumeclaim": "data-shared-0"}),
+            {"namespace": p.namespace, "persistentvolumeclaim": "data-shared-0"}, value=9 / 10),
         "PgfleetReplicaLagBeyondRpo": Case(
             {"pgfleet_replica_lag_seconds": f"{(p.rpo_s or 0) * 2}x15"}, {"pgfleet_replica_lag_seconds": "1x15"},
-            {"replica": "10.0.0.7/walreceiver"}),
+            {"replica": "10.0.0.7/walreceiver"}, value=(p.rpo_s or 0) * 2),
         "PgfleetWalArchivingFailing": Case(
             {"pgfleet_wal_archive_last_failed_timestamp_seconds": "200x15",
              "pgfleet_wal_archive_last_archived_timestamp_seconds": "100x15",
@@ -101,15 +105,15 @@ def cases(p: MonitoringPlan) -> dict[str, Case]:
         "PgfleetBaseBackupTooOld": Case(
             {"pgfleet_base_backup_last_success_timestamp_seconds": f"1x{minutes(p.base_backup_max_age_s)}"},
             {"pgfleet_base_backup_last_success_timestamp_seconds": f"1+60x{minutes(p.base_backup_max_age_s)}"},
-            eval_time=f"{minutes(p.base_backup_max_age_s) - 10}m"),
+            eval_time=f"{base_at}m", value=base_at * 60 - 1),
         "PgfleetDumpTooOld": Case(
             {"pgfleet_dump_last_success_timestamp_seconds": f"1x{minutes(p.dump_max_age_s)}"},
             {"pgfleet_dump_last_success_timestamp_seconds": f"1+60x{minutes(p.dump_max_age_s)}"},
-            service, eval_time=f"{minutes(p.dump_max_age_s) - 10}m"),
+            service, eval_time=f"{dump_at}m", value=dump_at * 60 - 1),
         "PgfleetDumpMissing": Case(
             {"pgfleet_dump_last_success_timestamp_seconds": f"0x{minutes(p.dump_max_age_s)}"},
             {"pgfleet_dump_last_success_timestamp_seconds": f"0x2 120+60x{minutes(p.dump_max_age_s)}"},
-            service, eval_time=f"{minutes(p.dump_max_age_s) - 10}m"),
+            service, eval_time=f"{dump_at}m"),
     }
 
 
@@ -119,16 +123,6 @@ def render(template: str, labels: dict[str, str], value: float) -> str:
         text = text.replace(f"{{{{ $labels.{key} }}}}", label)
     text = text.replace("{{ $value | humanizePercentage }}", f"{value * 100:.4g}%")
     return text.replace("{{ $value | humanizeDuration }}", humanize_duration(value))
-
-
-def expected_value(name: str, case: Case, p: MonitoringPlan) -> float:
-    bad = {k: float(v.split("x")[0].split("+")[0]) for k, v in case.bad.items()}
-    values = list(bad.values())
-    if len(values) == 2 and "Archiving" not in name and "Missing" not in name:
-        return values[0] / values[1]
-    if name.endswith("TooOld"):
-        return int(case.eval_time.removesuffix("m")) * 60 - values[0]
-    return values[0]
 
 
 def rule_tests(p: MonitoringPlan) -> dict[str, object]:
@@ -148,8 +142,7 @@ def rule_tests(p: MonitoringPlan) -> dict[str, object]:
                 body = ",".join(f'{k}="{v}"' for k, v in labels.items())
                 series.append({"series": f"{metric}{{{body}}}", "values": spec})
         labels = {**case.labels, "server": "bad", "stack": p.stack}
-        value = expected_value(name, case, p)
-        annotations = {k: render(v, labels, value) for k, v in rule["annotations"].items()}
+        annotations = {k: render(v, labels, case.value) for k, v in rule["annotations"].items()}
         tests.append({
             "interval": "1m",
             "input_series": series,
