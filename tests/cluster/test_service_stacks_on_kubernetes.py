@@ -98,7 +98,7 @@ def test_no_team_reaches_the_others_database_or_roles(platform: ClusterLive, tea
 
 
 def test_destroying_one_team_leaves_the_other_teams_data(platform: ClusterLive, teams: dict[str, Team]) -> None:
-    teams["billing"].stack.destroy(on_output=print)
+    teams["billing"].destroy()
     with connect(platform.admin_url("shared")) as admin:
         databases = {row[0] for row in admin.execute("SELECT datname FROM pg_database").fetchall()}
     assert "billing_db" not in databases and "orders_db" in databases

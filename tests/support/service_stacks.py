@@ -28,6 +28,11 @@ class Team:
     token: str
     outputs: dict[str, Any]
 
+    def destroy(self) -> None:
+        """As a team runs it: with the program (on Kubernetes the provider dials the server
+        through the port-forward the program opens; a destroy alone finds no socket)."""
+        self.stack.destroy(on_output=print, run_program=True)
+
 
 def topology(platform: Live) -> dict[str, Any]:
     """The platform's `service_stacks` output."""
@@ -88,5 +93,5 @@ def team_stacks(platform: Live, base: Path, root_token: str, python_teams: Seque
         yield made
     finally:
         for team in made.values():
-            team.stack.destroy(on_output=print)
+            team.destroy()
             team.stack.workspace.remove_stack(team.stack.name, force=True)
