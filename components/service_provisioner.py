@@ -30,6 +30,11 @@ from .vault_app_role import read_policy, read_policy_name
 PROVISIONERS = "_provisioners"
 
 
+def provisioner_role(service: str) -> str:
+    """The service's provisioner login in PostgreSQL."""
+    return f"{service}_provisioner"
+
+
 def provisioner_name(service: str) -> str:
     """The Vault policy and token role of a service's provisioner."""
     return f"pgfleet-provisioner-{service}"
@@ -94,7 +99,7 @@ class ServiceProvisioner(pulumi.ComponentResource):
         service = args.service
         password = generated_password(f"{name}-password", self)
         role = postgresql.Role(
-            f"{name}-role", name=f"{service}_provisioner", login=True, create_role=True, create_database=True,
+            f"{name}-role", name=provisioner_role(service), login=True, create_role=True, create_database=True,
             connection_limit=args.connection_limit, password=password,
             opts=pulumi.ResourceOptions(parent=self, provider=args.server.provider),
         )

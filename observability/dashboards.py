@@ -67,8 +67,9 @@ def service_dashboard(plan: MonitoringPlan, server: MonitoredServer, service: Mo
             (f"rate({m.DATABASE_ROLLBACKS}{{{at}}}[5m])", "rollbacks"),
         ), unit="ops"),
         Panel("Database size", ((f"{m.DATABASE_SIZE}{{{at}}}", "{{database}}"),), unit="bytes"),
-        Panel("Newest dump", ((f"{m.DUMP_AGE}{{{at}}}", "age"),), unit="s", kind="stat"),
     ]
+    if service.provisioner is None:  # the platform's dumps cover its own services' databases only
+        panels.append(Panel("Newest dump", ((f"{m.DUMP_AGE}{{{at}}}", "age"),), unit="s", kind="stat"))
     if server.statements:
         panels += [
             Panel(f"Slow statements (mean at or over {plan.slow_query_ms} ms)", (
@@ -112,7 +113,7 @@ def server_dashboard(plan: MonitoringPlan, server: MonitoredServer) -> dict[str,
             ), unit="ops"),
             Panel("Newest base backup", ((f"{m.BASE_BACKUP_AGE}{{{at}}}", "age"),), unit="s", kind="stat"),
         ]
-    if plan.backups:
+    if plan.backups and server.own_services:
         panels.append(Panel("Newest dump by service", ((f"{m.DUMP_AGE}{{{at}}}", "{{service}}"),), unit="s"))
     return _dashboard(f"pgfleet {plan.stack} / server {server.name}", _uid(plan.stack, "server", server.name),
                       ["server", plan.stack], panels)

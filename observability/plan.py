@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pgfleet.components.service_provisioner import provisioner_role
 from pgfleet.stacks.config import StackConfig
 from pgfleet.stacks.config.names import placed_servers
 from pgfleet.stacks.config.types import duration_ms, duration_s
@@ -18,6 +19,10 @@ class MonitoredService:
     database: str
     roles: tuple[str, ...]
     """Its login roles: migrator, app and read-only."""
+    provisioner: str | None = None
+    """A service-owned stack's service: its provisioner's role. Its database and roles are the
+    team's to name, so the exporter finds them as those the provisioner made (database and
+    roles are then empty here), and the platform's dumps do not cover them."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,11 @@ class MonitoredServer:
     statements: bool
     """pg_stat_statements is preloaded: statement metrics are read from it."""
     services: tuple[MonitoredService, ...]
+
+    @property
+    def own_services(self) -> tuple[MonitoredService, ...]:
+        """The services the stack itself declares: the ones its dumps cover."""
+        return tuple(s for s in self.services if s.provisioner is None)
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,9 @@ def plan(stack: str, config: StackConfig) -> MonitoringPlan:
             services=tuple(
                 MonitoredService(s.name, s.database_name, (f"{s.name}_migrator", s.app_role, f"{s.name}_readonly"))
                 for _, s in placed.services
+            ) + tuple(
+                MonitoredService(entry.name, "", (), provisioner_role(entry.name))
+                for entry in config.service_stacks if config.server_of_stack(entry) == placed.name
             ),
         )
         for placed in placed_servers(config)

@@ -3,7 +3,9 @@
 The exporter runs them as pgfleet_monitor (pg_monitor: reads every statistics view, nothing
 else) on the server's `postgres` database; pg_stat_statements and pg_stat_database cover every
 database from there. Each service's name is written into the queries, so its series carry
-`service` on every platform without relabelling.
+`service` on every platform without relabelling. A service-owned stack's database and roles are
+named by the team: they are found as the ones its provisioner made (PostgreSQL 16 and newer give
+the role that made a role ADMIN OPTION on it, recorded in pg_auth_members).
 """
 from __future__ import annotations
 
@@ -34,11 +36,33 @@ def _metric(query: str, labels: Iterable[str], columns: dict[str, tuple[str, str
     return {"query": " ".join(query.split()), "master": True, "metrics": metrics}
 
 
+def _service_tables(server: MonitoredServer) -> tuple[str, str, str]:
+    """CTEs of the services' databases and login roles: `declared(service, datname)` (the stack's
+    own services: the ones its dumps cover), `services(service, datname)` and
+    `roles(service, datname, rolname)` (those plus what each service stack's provisioner made)."""
+    own = server.own_services
+    declared = _values("declared", ("service", "datname"), ((s.name, s.database) for s in own))
+    declared_roles = _values("declared_roles", ("service", "datname", "rolname"),
+                             ((s.name, s.database, r) for s in own for r in s.roles))
+    provisioners = _values("provisioners", ("service", "rolname"),
+                           ((s.name, s.provisioner) for s in server.services if s.provisioner is not None))
+    made = f"""{provisioners},
+        made AS (SELECT DISTINCT p.service, m.roleid FROM provisioners p
+                 JOIN pg_roles pr ON pr.rolname = p.rolname
+                 JOIN pg_auth_members m ON m.member = pr.oid AND m.admin_option),
+        owned AS (SELECT made.service, d.datname FROM made JOIN pg_database d ON d.datdba = made.roleid)"""
+    services = f"{declared}, {made}, services AS (SELECT * FROM declared UNION ALL SELECT * FROM owned)"
+    roles = f"""{declared_roles}, {made},
+        roles AS (SELECT * FROM declared_roles
+                  UNION ALL SELECT o.service, o.datname, r.rolname FROM made
+                  JOIN pg_roles r ON r.oid = made.roleid AND r.rolcanlogin
+                  JOIN owned o ON o.service = made.service)"""
+    return declared, services, roles
+
+
 def queries(server: MonitoredServer, plan: MonitoringPlan) -> dict[str, dict[str, object]]:
     """Query name (the metric prefix) -> the exporter's definition of it."""
-    services = _values("services", ("service", "datname"), ((s.name, s.database) for s in server.services))
-    roles = _values("roles", ("service", "datname", "rolname"),
-                    ((s.name, s.database, r) for s in server.services for r in s.roles))
+    declared, services, roles = _service_tables(server)
     found: dict[str, dict[str, object]] = {
         "pgfleet_role": _metric(
             f"""WITH {roles}
@@ -146,10 +170,10 @@ def queries(server: MonitoredServer, plan: MonitoringPlan) -> dict[str, dict[str
         )
     if plan.backups:
         found["pgfleet_dump"] = _metric(
-            f"""WITH {services}
+            f"""WITH {declared}
             SELECT s.service, s.datname AS database,
                    COALESCE(EXTRACT(epoch FROM max(b.finished_at)), 0) AS last_success_timestamp_seconds
-            FROM services s
+            FROM declared s
             LEFT JOIN pgfleet.backup_runs b ON b.kind = 'dump' AND b.datname = s.datname
             GROUP BY s.service, s.datname""",
             ("service", "database"),

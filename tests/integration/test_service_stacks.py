@@ -12,11 +12,13 @@ import psycopg
 import pytest
 
 from tests.support.live import Live, connect, docker_stack, exported_state, isolated
+from tests.support.prometheus import exporter_samples
 from tests.support.program import stack_config
 from tests.support.service_stacks import Team, team_stacks, topology
 
 PREFIX = "pgfleet-it-svc-"
 CONFIG = isolated(stack_config("examples/service-stacks/platform.yaml"), PREFIX, port_offset=10500)
+CONFIG["servers"][0]["metrics"] = {"port": 9187 + 10500}  # the exporter published, read directly
 PYTHON_TEAMS = ("orders", "billing")
 YAML_TEAM = "inventory"
 
@@ -177,9 +179,29 @@ def test_no_team_state_holds_a_secret_in_plain_text(platform: Live, teams: dict[
         assert "ciphertext" in state  # they are there, encrypted
 
 
+def _metrics_by_service(name: str) -> dict[str, list[dict[str, str]]]:
+    found: dict[str, list[dict[str, str]]] = {}
+    for labels, _ in exporter_samples(CONFIG["servers"][0]["metrics"]["port"], name):
+        found.setdefault(labels["service"], []).append(labels)
+    return found
+
+
+def test_each_teams_service_has_its_own_metrics(platform: Live, teams: dict[str, Team]) -> None:
+    # the platform names only the services; the exporter finds what each provisioner made
+    roles = _metrics_by_service("pgfleet_role_connections")
+    sizes = _metrics_by_service("pgfleet_database_size_bytes")
+    assert set(roles) == set(sizes) == set(teams)
+    for service in teams:
+        assert {(r["database"], r["role"]) for r in roles[service]} == {
+            (f"{service}_db", f"{service}_{role}") for role in ("migrator", "user", "readonly")}
+        assert [s["database"] for s in sizes[service]] == [f"{service}_db"]
+    assert not _metrics_by_service("pgfleet_dump_last_success_timestamp_seconds")  # not the platform's dumps
+
+
 def test_destroying_one_team_stack_leaves_the_others_data(platform: Live, teams: dict[str, Team]) -> None:
     billing = teams["billing"]
     billing.stack.destroy(on_output=print)
+    assert set(_metrics_by_service("pgfleet_role_connections")) == set(teams) - {"billing"}
     with connect(platform.admin_url("shared")) as admin:
         databases = {row[0] for row in admin.execute("SELECT datname FROM pg_database").fetchall()}
         roles = {row[0] for row in admin.execute("SELECT rolname FROM pg_roles").fetchall()}

@@ -53,6 +53,23 @@ class Prometheus:
             return False
 
 
+_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def exporter_samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of metric `name` an exporter on 127.0.0.1:`port` serves now (its text format,
+    read directly: no Prometheus in between)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    found = []
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match and match["name"] == name:
+            found.append((dict(_LABEL.findall(match["labels"] or "")), float(match["value"])))
+    return found
+
+
 @contextmanager
 def running(config: Path, data: Path, port: int) -> Iterator[Prometheus]:
     """Prometheus with `config` (checked by promtool first), its data in `data`, on 127.0.0.1."""

@@ -12,6 +12,7 @@ import yaml
 
 from pgfleet.components.shared_server import EXPORTER_QUERIES
 from pgfleet.observability import plan
+from pgfleet.observability.dashboards import dashboards
 from pgfleet.observability.queries import queries
 from pgfleet.observability.schedule import longest_gap_s
 from pgfleet.stacks.config import ConfigError, parse_config
@@ -41,7 +42,8 @@ def test_every_monitored_server_gets_queries_naming_each_of_its_services(path: s
         assert ("pgfleet_wal_archive" in found) == watched.wal_archiving
         assert ("pgfleet_statements" in found) == server.statements
         for service in server.services:
-            assert f"'{service.name}', '{service.database}'" in found["pgfleet_database"]["query"]
+            named = service.provisioner if service.provisioner else service.database
+            assert f"'{service.name}', '{named}'" in found["pgfleet_database"]["query"]
         for definition in found.values():
             assert definition["master"] is True  # the postgres database only: it sees every database
 
@@ -51,6 +53,21 @@ def test_a_server_without_services_gets_queries_that_return_no_rows() -> None:
     watched = plan("dev", parse_config(stack_config("Pulumi.dev.yaml")))
     spare = dataclasses.replace(watched.servers[0], services=())
     assert "SELECT NULL::text, NULL::text WHERE false" in queries(spare, watched)["pgfleet_database"]["query"]
+
+
+def test_service_stacks_services_are_found_by_their_provisioner_and_not_dumped() -> None:
+    watched = plan("platform", parse_config(stack_config("examples/service-stacks/platform.yaml")))
+    (server,) = watched.servers
+    assert {(s.name, s.provisioner, s.database) for s in server.services} == {
+        (name, f"{name}_provisioner", "") for name in ("orders", "billing", "inventory")}
+    found = queries(server, watched)
+    for name in ("pgfleet_role", "pgfleet_database", "pgfleet_statements"):
+        assert "('orders', 'orders_provisioner')" in found[name]["query"]
+    assert "provisioner" not in found["pgfleet_dump"]["query"]  # the platform's dumps skip them
+    boards = dashboards(watched)
+    orders = json.loads(boards["service-orders.json"])
+    assert [p["title"] for p in orders["panels"] if "dump" in p["title"].lower()] == []
+    assert all("dump" not in p["title"] for p in json.loads(boards["server-shared.json"])["panels"])
 
 
 def test_the_exporter_runs_pgfleets_queries_and_knows_postgres_17(dev: Run) -> None:
