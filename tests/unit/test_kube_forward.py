@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pgfleet.components.platform import kube_forward
+from tests.support.cluster import wait
 
 KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -39,15 +40,6 @@ def sleepers() -> Iterator[list[subprocess.Popen[bytes]]]:
         process.wait()
 
 
-def _until(condition: object, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_forward_lasts_while_any_process_that_asked_for_it_runs(
         forwards: Path, sleepers: list[subprocess.Popen[bytes]]) -> None:
     first, second = sleepers
@@ -70,5 +62,5 @@ def test_a_forward_lasts_while_any_process_that_asked_for_it_runs(
 
     second.kill()
     second.wait()
-    assert _until(lambda: not path.exists()), "the helper outlived every process it served"
+    wait(lambda: not path.exists(), 10, "the helper to stop once every process it served has gone", interval=0.1)
     assert not kube_forward._answers(path)

@@ -42,7 +42,7 @@ def test_every_monitored_server_gets_queries_naming_each_of_its_services(path: s
         assert ("pgfleet_wal_archive" in found) == watched.wal_archiving
         assert ("pgfleet_statements" in found) == server.statements
         for service in server.services:
-            named = service.provisioner if service.provisioner else service.database
+            named = service.provisioner or service.database
             assert f"'{service.name}', '{named}'" in found["pgfleet_database"]["query"]
         for definition in found.values():
             assert definition["master"] is True  # the postgres database only: it sees every database
